@@ -1,0 +1,62 @@
+# Task runner for the stack. `make` alone lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+COMPOSE ?= docker compose
+PROD_COMPOSE := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+N ?= 3
+
+.PHONY: help up down logs ps build scale test test-unit test-integration prod-up prod-down \
+        docker-host lock clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+up: ## Build and start the stack on http://127.0.0.1:8080, returning when it serves
+	$(COMPOSE) up --build --detach --wait
+
+down: ## Stop the stack and remove its containers and network
+	$(COMPOSE) down --remove-orphans
+
+logs: ## Follow the logs of every container
+	$(COMPOSE) logs --follow --tail=100
+
+ps: ## Show the containers and their health
+	$(COMPOSE) ps
+
+build: ## Build the web and nginx images
+	$(COMPOSE) build
+
+scale: ## Run N web replicas (make scale N=3); nginx follows without a restart
+	$(COMPOSE) up --detach --wait --no-recreate --scale web=$(N) web
+
+prod-up: ## Start with the production overlay (limits, read-only, restart policies)
+	$(PROD_COMPOSE) up --build --detach --wait
+
+prod-down: ## Stop the production-overlay stack
+	$(PROD_COMPOSE) down --remove-orphans
+
+test: test-unit test-integration ## Run every test: unit, then integration against the composed stack
+
+test-unit: $(VENV)/.installed ## Unit tests of the app and the gunicorn settings (no Docker needed)
+	$(PYTHON) -m pytest services/web/tests
+
+test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
+	$(PYTHON) -m pytest tests
+
+docker-host: ## Install and start a Docker engine and base images on a bare Debian machine (root)
+	scripts/docker-host/install-engine.sh
+	scripts/docker-host/build-base-images.sh
+
+lock: ## Re-lock dependencies with hashes (web image and test tools)
+	scripts/lock-requirements.sh
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/requirements.txt
+	touch $@
+
+clean: ## Remove the test virtualenv and caches
+	rm -rf $(VENV) .pytest_cache

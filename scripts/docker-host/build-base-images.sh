@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Makes sure the base images our Dockerfiles name exist in the local engine.
+# Where the real tag can be pulled, it is; where no registry is reachable (our CI
+# machines), a labelled stand-in is built from Debian packages instead.
+# Usage: build-base-images.sh [python-tag] [nginx-tag]
+set -o errexit -o pipefail -o nounset
+
+here=$(cd "$(dirname "$0")" && pwd)
+python_tag=${1:-${PYTHON_IMAGE:-python:3.14-slim-trixie}}
+nginx_tag=${2:-${NGINX_IMAGE:-nginx:1.30-trixie}}
+# forky carries the Python and nginx versions the official tags ship; trixie's are older.
+suite=forky
+rootfs_tag="stand-in/debian-minbase:$suite"
+
+log() { printf 'base-images: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+try_pull() { timeout 60 docker pull --quiet "$1" >/dev/null 2>&1; }
+
+debian_mirror() {
+  local uri
+  uri=$(awk '/^URIs:/ && /debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list.d/*.sources"
+  printf '%s' "$uri"
+}
+
+build_rootfs_image() {
+  have_image "$rootfs_tag" && return 0
+  command -v debootstrap >/dev/null || {
+    log "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+      || die "could not install debootstrap (run apt-get update first?)"
+  }
+  local rootfs
+  rootfs=$(mktemp -d /tmp/stand-in-rootfs.XXXXXX)
+  log "debootstrapping a minimal Debian $suite (about 30 s)"
+  # The host's debootstrap has no script named forky; sid's script fits any testing suite.
+  debootstrap --variant=minbase --include=passwd,ca-certificates "$suite" "$rootfs" "$(debian_mirror)" \
+    /usr/share/debootstrap/scripts/sid >/tmp/stand-in-debootstrap.log 2>&1 \
+    || { rm -rf "$rootfs"; die "debootstrap failed; see /tmp/stand-in-debootstrap.log"; }
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  # The package mirror is a frozen snapshot, so its Release files look expired.
+  printf 'Acquire::Check-Valid-Until "false";\n' >"$rootfs/etc/apt/apt.conf.d/99snapshot-mirror"
+  # Trust the host's CA bundle: the registries are reached through a TLS-re-signing proxy.
+  # A copy outside /etc/ssl/certs survives update-ca-certificates; the stand-ins restore it.
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/host-ca-bundle.crt"
+  tar -C "$rootfs" -c . | docker import \
+    --change 'CMD ["bash"]' \
+    --change 'LABEL org.opencontainers.image.description="local stand-in built from Debian packages"' \
+    - "$rootfs_tag" >/dev/null
+  rm -rf "$rootfs"
+}
+
+build_stand_in() {
+  local tag=$1 dockerfile=$2
+  log "building stand-in $tag from Debian $suite packages"
+  docker build --quiet \
+    --build-arg ROOTFS_IMAGE="$rootfs_tag" \
+    --label org.opencontainers.image.description="local stand-in for $tag built from Debian packages" \
+    -f "$here/stand-ins/$dockerfile" -t "$tag" "$here/stand-ins" >/dev/null \
+    || die "building the $tag stand-in failed; rerun without --quiet to see why"
+}
+
+ensure() {
+  local tag=$1 dockerfile=$2
+  have_image "$tag" && return 0
+  if try_pull "$tag"; then
+    log "pulled $tag"
+    return 0
+  fi
+  build_rootfs_image
+  build_stand_in "$tag" "$dockerfile"
+}
+
+docker info >/dev/null 2>&1 || die "Docker engine not reachable: run scripts/docker-host/install-engine.sh first"
+ensure "$python_tag" python.Dockerfile
+ensure "$nginx_tag" nginx.Dockerfile

@@ -1,0 +1,117 @@
+"""Unit tests of the JSON endpoints, through Flask's test client."""
+
+import hashlib
+
+import pytest
+
+from app import create_app
+
+
+@pytest.fixture
+def client():
+    return create_app({"TESTING": True}).test_client()
+
+
+def test_healthz_reports_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_whoami_reports_the_client_behind_exactly_one_proxy(client):
+    response = client.get(
+        "/api/whoami",
+        headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7", "X-Forwarded-Proto": "https"},
+        environ_base={"REMOTE_ADDR": "172.18.0.5"},
+    )
+    body = response.get_json()
+    # Only the last hop (the address nginx appended) is trusted: a spoofed first entry is not.
+    assert body["client_ip"] == "198.51.100.7"
+    assert body["scheme"] == "https"
+    for field in ("hostname", "pid", "worker_class", "request_id"):
+        assert field in body
+
+
+def test_forwarded_headers_are_ignored_when_no_proxy_is_trusted():
+    client = create_app({"TRUSTED_PROXY_HOPS": 0}).test_client()
+    body = client.get(
+        "/api/whoami",
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
+        environ_base={"REMOTE_ADDR": "192.0.2.1"},
+    ).get_json()
+    assert body["client_ip"] == "192.0.2.1"
+    assert body["scheme"] == "http"
+
+
+def test_sleep_waits_the_requested_time(client):
+    body = client.get("/api/sleep/20").get_json()
+    assert body["slept_ms"] == 20
+    assert body["elapsed_ms"] >= 19
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "1.5", "10001", "99999999999999999999", "١٢", "%20"])
+def test_sleep_refuses_bad_or_unbounded_values_with_json_400(client, raw):
+    response = client.get(f"/api/sleep/{raw}")
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["status"] == 400 and body["error"] == "bad_request"
+    assert "ms must" in body["message"]
+
+
+def test_compute_chains_sha256_n_times(client):
+    digest = b""
+    for _ in range(5):
+        digest = hashlib.sha256(digest).digest()
+    body = client.get("/api/compute/5").get_json()
+    assert body == {**body, "rounds": 5, "sha256": digest.hex()}
+
+
+def test_compute_refuses_more_rounds_than_the_bound(client):
+    response = client.get("/api/compute/1000001")
+    assert response.status_code == 400
+    assert "at most 1000000" in response.get_json()["message"]
+
+
+def test_echo_reports_body_size_and_hash(client):
+    body = client.post("/api/echo", data=b"hello").get_json()
+    assert body == {"bytes": 5, "sha256": hashlib.sha256(b"hello").hexdigest()}
+
+
+def test_body_over_the_limit_is_a_json_413(client):
+    response = client.post("/api/echo", data=b"x" * (1024 * 1024 + 1))
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "request_entity_too_large"
+
+
+def test_unknown_api_path_is_a_json_404(client):
+    response = client.get("/api/does-not-exist")
+    assert response.status_code == 404
+    assert response.is_json
+    assert response.get_json()["error"] == "not_found"
+
+
+def test_wrong_method_is_a_json_405_with_allow(client):
+    response = client.delete("/api/whoami")
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_non_api_404_stays_html(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+
+
+def test_unexpected_exception_on_api_path_is_a_json_500_without_details():
+    app = create_app({"TESTING": False})
+
+    @app.get("/api/boom")
+    def boom():
+        raise RuntimeError("secret detail")
+
+    response = app.test_client().get("/api/boom")
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["error"] == "internal_server_error"
+    assert "secret" not in response.get_data(as_text=True)

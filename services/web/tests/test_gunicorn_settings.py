@@ -1,0 +1,125 @@
+"""Unit tests of the gunicorn settings logic and of gunicorn.conf.py as gunicorn reads it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gunicorn_settings import cgroup_cpu_quota, default_workers, settings_from_env, usable_cpu_count
+
+WEB_DIR = Path(__file__).resolve().parents[1]
+
+
+def cgroup_v2(tmp_path, cpu_max):
+    (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    return tmp_path
+
+
+def cgroup_v1(tmp_path, quota, period=100000):
+    cpu = tmp_path / "cpu"
+    cpu.mkdir()
+    (cpu / "cpu.cfs_quota_us").write_text(f"{quota}\n")
+    (cpu / "cpu.cfs_period_us").write_text(f"{period}\n")
+    return tmp_path
+
+
+def test_cgroup_v2_quota_caps_the_cpu_count(tmp_path):
+    assert usable_cpu_count(cgroup_v2(tmp_path, "150000 100000"), affinity=8) == 2
+
+
+def test_cgroup_v2_without_quota_uses_the_affinity_mask(tmp_path):
+    assert usable_cpu_count(cgroup_v2(tmp_path, "max 100000"), affinity=3) == 3
+
+
+def test_cgroup_v1_quota_caps_the_cpu_count(tmp_path):
+    assert usable_cpu_count(cgroup_v1(tmp_path, 50000), affinity=16) == 1
+
+
+def test_cgroup_v1_unlimited_quota_is_ignored(tmp_path):
+    assert cgroup_cpu_quota(cgroup_v1(tmp_path, -1)) is None
+
+
+def test_affinity_smaller_than_quota_wins(tmp_path):
+    assert usable_cpu_count(cgroup_v2(tmp_path, "800000 100000"), affinity=2) == 2
+
+
+def test_no_cgroup_files_falls_back_to_the_affinity_mask(tmp_path):
+    assert usable_cpu_count(tmp_path, affinity=5) == 5
+
+
+def test_this_process_has_at_least_one_usable_cpu():
+    assert 1 <= usable_cpu_count() <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("worker_class, cpus, expected", [("sync", 2, 5), ("gthread", 2, 2), ("gevent", 4, 4)])
+def test_default_workers_follow_the_worker_model(worker_class, cpus, expected):
+    assert default_workers(worker_class, cpus) == expected
+
+
+def test_production_defaults():
+    settings = settings_from_env({}, cpus=2)
+    assert settings["worker_class"] == "gevent"
+    assert settings["workers"] == 2
+    assert settings["bind"] == "0.0.0.0:8000"
+    assert settings["worker_tmp_dir"] == "/dev/shm"
+    assert settings["preload_app"] is False
+    # Longer than nginx's upstream keepalive_timeout of 60s.
+    assert settings["keepalive"] > 60
+    assert settings["graceful_timeout"] < 35  # compose's stop_grace_period
+    assert settings["max_requests"] > 0 and 0 < settings["max_requests_jitter"] < settings["max_requests"]
+    assert "%(M)s" in settings["access_log_format"] and "x-request-id" in settings["access_log_format"]
+
+
+def test_explicit_worker_count_wins_over_the_cpu_formula():
+    assert settings_from_env({"GUNICORN_WORKERS": "7"}, cpus=2)["workers"] == 7
+
+
+def test_sync_workers_stay_single_threaded():
+    settings = settings_from_env({"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "8"}, cpus=1)
+    assert settings["threads"] == 1
+    assert settings["workers"] == 3
+
+
+def test_unknown_worker_class_is_refused():
+    with pytest.raises(ValueError, match="GUNICORN_WORKER_CLASS must be one of sync, gthread, gevent"):
+        settings_from_env({"GUNICORN_WORKER_CLASS": "eventlet"}, cpus=1)
+
+
+def test_preload_with_gevent_is_refused():
+    with pytest.raises(ValueError, match="GUNICORN_PRELOAD cannot be used with"):
+        settings_from_env({"GUNICORN_PRELOAD": "true"}, cpus=1)
+
+
+def test_preload_with_gthread_is_allowed():
+    settings = settings_from_env({"GUNICORN_PRELOAD": "yes", "GUNICORN_WORKER_CLASS": "gthread"}, cpus=1)
+    assert settings["preload_app"] is True
+
+
+@pytest.mark.parametrize("name, raw", [("GUNICORN_TIMEOUT", "0"), ("GUNICORN_KEEPALIVE", "soon"), ("GUNICORN_PRELOAD", "maybe")])
+def test_bad_values_name_the_variable(name, raw):
+    with pytest.raises(ValueError, match=name):
+        settings_from_env({name: raw, "GUNICORN_WORKER_CLASS": "gthread"}, cpus=1)
+
+
+def effective_config(**env):
+    """gunicorn's own view of gunicorn.conf.py (`--print-config`), as a dict of strings."""
+    output = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--print-config", "app.wsgi:application"],
+        cwd=WEB_DIR, env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    return dict(
+        (name.strip(), value.strip())
+        for name, _, value in (line.partition("=") for line in output.splitlines() if "=" in line)
+    )
+
+
+def test_gunicorn_reads_the_config_file_with_environment_overrides():
+    config = effective_config(GUNICORN_WORKER_CLASS="gthread", GUNICORN_WORKERS="3", GUNICORN_THREADS="6")
+    assert config["worker_class"] == "gthread"
+    assert config["workers"] == "3"
+    assert config["threads"] == "6"
+    assert config["keepalive"] == "75"
+    assert config["worker_tmp_dir"] == "/dev/shm"
+    assert config["control_socket_disable"] == "True"

@@ -1,0 +1,92 @@
+"""A composed stack under test: its own compose project, a free loopback port, teardown."""
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_loopback_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Stack:
+    """One `docker compose` project started from this repository's compose files."""
+
+    def __init__(self, name_hint, compose_files=("compose.yaml",), env=None):
+        self.project = f"flaskstack-{name_hint}-{uuid.uuid4().hex[:8]}"
+        self.port = free_loopback_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.compose_files = compose_files
+        self.env = {**os.environ, "HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(self.port), **(env or {})}
+        self.docker = docker.from_env()
+
+    def compose(self, *args, timeout=300, check=True):
+        files = [arg for path in self.compose_files for arg in ("-f", str(ROOT / path))]
+        command = ["docker", "compose", "-p", self.project, *files, *args]
+        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def up(self, *extra):
+        self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", *extra, timeout=600)
+        self.wait_until_serving()
+
+    def down(self):
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "40", check=False, timeout=300)
+
+    def scale_web(self, replicas):
+        self.compose("up", "--detach", "--wait", "--no-recreate", "--scale", f"web={replicas}", "web", timeout=300)
+
+    def containers(self, service):
+        return self.docker.containers.list(
+            all=True,
+            filters={"label": [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]},
+        )
+
+    def running(self, service):
+        return [c for c in self.containers(service) if c.status == "running"]
+
+    def logs(self, service):
+        return "".join(c.logs().decode("utf-8", "replace") for c in self.containers(service))
+
+    def url(self, path):
+        return self.base_url + path
+
+    def get(self, path, **kwargs):
+        kwargs.setdefault("timeout", 10)
+        return requests.get(self.url(path), **kwargs)
+
+    def wait_until_serving(self, path="/healthz", deadline_s=60):
+        deadline = time.monotonic() + deadline_s
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.get(path, timeout=2)
+                if last.status_code == 200:
+                    return
+            except requests.RequestException as error:
+                last = error
+            time.sleep(0.5)
+        raise AssertionError(f"{self.base_url}{path} not serving after {deadline_s}s: {last}")
+
+
+def wait_for(condition, deadline_s, interval_s=0.2, message="condition"):
+    """Poll `condition` until it returns something truthy; fail with `message` after the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"{message} not met within {deadline_s}s")
