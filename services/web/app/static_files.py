@@ -1,7 +1,8 @@
 """Fingerprinted static URLs: /static/<name>.<hash>.<ext>, so they can be cached forever.
 
-nginx serves /static/ in production (it strips the fingerprint and marks such files
-immutable); the route here serves the same URLs when the app runs without nginx.
+nginx serves /static/ in production (its image holds a copy of each file under its
+fingerprinted name, marked immutable); the route here serves the same URLs when the
+app runs without nginx.
 """
 
 import hashlib
@@ -32,10 +33,19 @@ def static_url(filename):
 def serve_static(filename):
     match = FINGERPRINTED.fullmatch(filename)
     if match:
-        filename = match["stem"] + match["suffix"]
-    if not (STATIC_DIR / filename).is_file():
+        plain = match["stem"] + match["suffix"]
+        # Like nginx: a fingerprint that is not the file's current hash is a 404.
+        if not _is_file(plain) or fingerprint(plain) != filename:
+            abort(404)
+        filename = plain
+    if not _is_file(filename):
         abort(404)
     return send_from_directory(STATIC_DIR, filename)
+
+
+def _is_file(filename):
+    path = (STATIC_DIR / filename).resolve()
+    return path.is_relative_to(STATIC_DIR.resolve()) and path.is_file()
 
 
 def init_app(app):

@@ -38,6 +38,10 @@ def test_fingerprinted_and_plain_static_urls_serve_the_same_file(client):
     assert client.get("/static/css/site.css").data == expected
 
 
+def test_stale_fingerprint_is_a_404(client):
+    assert client.get("/static/css/site.000000000000.css").status_code == 404
+
+
 @pytest.mark.parametrize("path", ["/static/../__init__.py", "/static/%2e%2e/__init__.py", "/static/nope.css"])
 def test_static_route_serves_nothing_outside_the_static_folder(client, path):
     assert client.get(path).status_code == 404

@@ -1,0 +1,54 @@
+"""X-Request-ID: made by nginx when absent or malformed, kept when well-formed, logged by both."""
+
+import json
+import re
+
+import pytest
+
+from stack import wait_for
+
+NGINX_GENERATED = re.compile(r"[0-9a-f]{32}")
+
+
+def test_request_id_is_generated_when_absent(stack):
+    response = stack.get("/api/whoami")
+    request_id = response.headers["X-Request-ID"]
+    assert NGINX_GENERATED.fullmatch(request_id)
+    assert response.json()["request_id"] == request_id
+
+
+def test_well_formed_request_id_is_kept(stack):
+    response = stack.get("/api/whoami", headers={"X-Request-ID": "client-trace.0042"})
+    assert response.headers["X-Request-ID"] == "client-trace.0042"
+    assert response.json()["request_id"] == "client-trace.0042"
+
+
+@pytest.mark.parametrize("malformed", ["short", "has spaces in it", "quote\"injection-attempt", "x" * 200])
+def test_malformed_request_id_is_replaced(stack, malformed):
+    response = stack.get("/api/whoami", headers={"X-Request-ID": malformed})
+    request_id = response.headers["X-Request-ID"]
+    assert request_id != malformed
+    assert NGINX_GENERATED.fullmatch(request_id)
+    assert response.json()["request_id"] == request_id
+
+
+def test_request_id_is_on_static_and_error_responses_too(stack):
+    assert NGINX_GENERATED.fullmatch(stack.get("/static/css/site.css").headers["X-Request-ID"])
+    assert stack.get("/api/nope", headers={"X-Request-ID": "error-trace-1"}).headers["X-Request-ID"] == "error-trace-1"
+
+
+def test_the_same_request_id_is_in_nginx_and_gunicorn_logs(stack):
+    request_id = stack.get("/api/sleep/1").headers["X-Request-ID"]
+
+    def logged_by_both():
+        nginx_entries = [
+            json.loads(line.split("| ", 1)[-1]) for line in stack.logs("nginx").splitlines() if request_id in line
+        ]
+        web_lines = [line for line in stack.logs("web").splitlines() if f"request_id={request_id}" in line]
+        return nginx_entries and web_lines and (nginx_entries, web_lines)
+
+    nginx_entries, web_lines = wait_for(logged_by_both, deadline_s=10, message="request id in both logs")
+    assert nginx_entries[0]["request_id"] == request_id
+    assert nginx_entries[0]["request"].startswith("GET /api/sleep/1 ")
+    assert "GET /api/sleep/1 HTTP/1.1\" 200" in web_lines[0]
+    assert "duration_ms=" in web_lines[0]
