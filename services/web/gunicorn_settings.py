@@ -103,7 +103,7 @@ def settings_from_env(environ, cpus=None):
         "timeout": timeout,
         # Time a stopping worker gets to finish its requests; compose's stop_grace_period is longer.
         "graceful_timeout": _int(environ, "GUNICORN_GRACEFUL_TIMEOUT", 25, minimum=1),
-        # Longer than nginx's upstream keepalive_timeout (60s), so nginx always closes first
+        # Longer than nginx's upstream keepalive_timeout (5s), so nginx always closes first
         # and never sends a request on a connection gunicorn is closing.
         "keepalive": _int(environ, "GUNICORN_KEEPALIVE", 75, minimum=1),
         # Recycle workers now and then so slow leaks cannot grow forever; jitter

@@ -65,8 +65,8 @@ def test_production_defaults():
     assert settings["bind"] == "0.0.0.0:8000"
     assert settings["worker_tmp_dir"] == "/dev/shm"
     assert settings["preload_app"] is False
-    # Longer than nginx's upstream keepalive_timeout of 60s.
-    assert settings["keepalive"] > 60
+    # Longer than nginx's upstream keepalive_timeout (NGINX_UPSTREAM_KEEPALIVE_TIMEOUT, 5s).
+    assert settings["keepalive"] > 5
     assert settings["graceful_timeout"] < 35  # compose's stop_grace_period
     assert settings["max_requests"] > 0 and 0 < settings["max_requests_jitter"] < settings["max_requests"]
     assert "%(M)s" in settings["access_log_format"] and "x-request-id" in settings["access_log_format"]
