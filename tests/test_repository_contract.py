@@ -1,0 +1,39 @@
+"""The repository keeps its promises to users: documented knobs and a self-describing Makefile."""
+
+import re
+import subprocess
+
+from stack import ROOT
+
+COMPOSE_FILES = ("compose.yaml", "compose.prod.yaml")
+
+
+def documented_knobs():
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
+
+
+def compose_knobs():
+    """Each ${VAR:-default} used in the compose files, with its default."""
+    knobs = {}
+    for name in COMPOSE_FILES:
+        for var, default in re.findall(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}", (ROOT / name).read_text()):
+            knobs[var] = default
+    return knobs
+
+
+def test_every_compose_knob_is_documented_with_its_default():
+    documented = documented_knobs()
+    for var, default in compose_knobs().items():
+        assert var in documented, f"{var} is used in compose files but missing from .env.example"
+        assert documented[var] == default, f"{var}: .env.example says {documented[var]!r}, compose uses {default!r}"
+
+
+def test_env_example_documents_nothing_that_does_not_exist():
+    assert set(documented_knobs()) == set(compose_knobs())
+
+
+def test_make_alone_prints_help_listing_the_main_targets():
+    output = subprocess.run(["make"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30).stdout
+    for target in ("up", "down", "logs", "ps", "build", "scale", "test", "prod-up"):
+        assert re.search(rf"make {target}\s", output), f"`make` does not list {target}:\n{output}"
