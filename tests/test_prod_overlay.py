@@ -1,9 +1,12 @@
 """The production overlay starts, serves like the development stack, and is locked down."""
 
+import time
+
 import pytest
 import requests
 
 from stack import Stack
+from test_gunicorn_in_container import effective_settings
 
 PROD_FILES = ("compose.yaml", "compose.prod.yaml")
 
@@ -67,3 +70,22 @@ def test_prod_has_limits_restart_policy_log_rotation_and_no_bind_mounts(prod_sta
         assert host_config["NanoCpus"] > 0 and host_config["Memory"] > 0, container.name
         assert host_config["LogConfig"]["Config"].get("max-size"), container.name
         assert not [m for m in container.attrs["Mounts"] if m["Type"] == "bind"], container.name
+
+
+def test_prod_cpu_limit_sizes_the_gunicorn_workers(prod_stack):
+    # WEB_CPUS=1.0 is a cgroup quota: the host has more CPUs, gunicorn must start one worker.
+    for web in prod_stack.running("web"):
+        assert effective_settings(web)["workers"] == "1"
+
+
+def test_stopping_the_stack_exits_every_container_cleanly_within_its_grace_period(prod_stack):
+    containers = all_containers(prod_stack)
+    started = time.monotonic()
+    prod_stack.compose("stop", timeout=120)
+    elapsed = time.monotonic() - started
+    for container in containers:
+        container.reload()
+        state = container.attrs["State"]
+        # 137 would mean SIGKILL after the grace period; 0 is a graceful exit.
+        assert state["ExitCode"] == 0, f"{container.name} exited {state['ExitCode']}"
+    assert elapsed < 35, f"stopping took {elapsed:.1f}s, longer than stop_grace_period"

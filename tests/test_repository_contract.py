@@ -1,5 +1,6 @@
 """The repository keeps its promises to users: documented knobs and a self-describing Makefile."""
 
+import json
 import re
 import subprocess
 
@@ -37,3 +38,37 @@ def test_make_alone_prints_help_listing_the_main_targets():
     output = subprocess.run(["make"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30).stdout
     for target in ("up", "down", "logs", "ps", "build", "scale", "test", "prod-up"):
         assert re.search(rf"make {target}\s", output), f"`make` does not list {target}:\n{output}"
+
+
+def compose_config(*files):
+    args = [arg for name in files for arg in ("-f", name)]
+    output = subprocess.run(
+        ["docker", "compose", *args, "config", "--format", "json"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    return json.loads(output)["services"]
+
+
+def seconds(duration):
+    """Compose renders durations as Go strings such as 35s or 1m0s."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", duration))
+
+
+def test_nginx_waits_for_a_healthy_web_and_both_have_healthchecks():
+    services = compose_config("compose.yaml")
+    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+    for name in ("web", "nginx"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD", name
+
+
+def test_only_nginx_publishes_a_port():
+    for files in (("compose.yaml",), COMPOSE_FILES):
+        services = compose_config(*files)
+        assert not services["web"].get("ports")
+        assert [p["target"] for p in services["nginx"]["ports"]] == [8080]
+
+
+def test_stop_grace_period_outlasts_gunicorns_graceful_timeout():
+    web = compose_config("compose.yaml")["web"]
+    assert seconds(web["stop_grace_period"]) > int(web["environment"]["GUNICORN_GRACEFUL_TIMEOUT"])

@@ -128,6 +128,7 @@ def settings_from_env(environ, cpus=None):
 
 def describe(cfg):
     """One log line with the effective value of each setting that shapes capacity."""
-    return "effective settings: " + " ".join(
-        f"{name}={cfg.settings[name].get()}" for name in LOGGED_SETTINGS
-    )
+    def shown(value):
+        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+    return "effective settings: " + " ".join(f"{name}={shown(cfg.settings[name].get())}" for name in LOGGED_SETTINGS)

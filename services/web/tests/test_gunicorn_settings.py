@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_settings import cgroup_cpu_quota, default_workers, settings_from_env, usable_cpu_count
+from gunicorn.config import Config
+
+from gunicorn_settings import cgroup_cpu_quota, default_workers, describe, settings_from_env, usable_cpu_count
 
 WEB_DIR = Path(__file__).resolve().parents[1]
 
@@ -123,3 +125,13 @@ def test_gunicorn_reads_the_config_file_with_environment_overrides():
     assert config["keepalive"] == "75"
     assert config["worker_tmp_dir"] == "/dev/shm"
     assert config["control_socket_disable"] == "True"
+
+
+def test_describe_lists_each_capacity_setting_once_as_name_value():
+    cfg = Config()
+    for name, value in settings_from_env({"GUNICORN_WORKER_CLASS": "gthread"}, cpus=3).items():
+        cfg.set(name, value)
+    line = describe(cfg)
+    assert line.startswith("effective settings: ")
+    assert "bind=0.0.0.0:8000 worker_class=gthread workers=3 threads=4 " in line
+    assert line.count("=") == 13
