@@ -3,13 +3,7 @@
 import hashlib
 
 import pytest
-
 from app import create_app
-
-
-@pytest.fixture
-def client():
-    return create_app({"TESTING": True}).test_client()
 
 
 def test_healthz_reports_ok(client):

@@ -6,9 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gunicorn.config import Config
-
 from gunicorn_settings import cgroup_cpu_quota, default_workers, describe, settings_from_env, usable_cpu_count
 
 WEB_DIR = Path(__file__).resolve().parents[1]

@@ -4,14 +4,7 @@ import hashlib
 import re
 
 import pytest
-
-from app import create_app
 from app.static_files import STATIC_DIR
-
-
-@pytest.fixture
-def client():
-    return create_app({"TESTING": True}).test_client()
 
 
 def test_index_renders_html_linking_fingerprinted_static_files(client):

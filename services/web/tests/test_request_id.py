@@ -4,13 +4,6 @@ import re
 
 import pytest
 
-from app import create_app
-
-
-@pytest.fixture
-def client():
-    return create_app({"TESTING": True}).test_client()
-
 
 def test_well_formed_request_id_is_kept_and_echoed(client):
     response = client.get("/api/whoami", headers={"X-Request-ID": "abc-123_DEF.456"})

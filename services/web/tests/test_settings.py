@@ -1,7 +1,6 @@
 """Unit tests of the app's environment-driven settings."""
 
 import pytest
-
 from app.settings import DEFAULTS, settings_from_env
 
 
