@@ -32,15 +32,11 @@ def static_url(filename):
 
 def serve_static(filename):
     match = FINGERPRINTED.fullmatch(filename)
-    if match:
-        plain = match["stem"] + match["suffix"]
-        # Like nginx: a fingerprint that is not the file's current hash is a 404.
-        if not _is_file(plain) or fingerprint(plain) != filename:
-            abort(404)
-        filename = plain
-    if not _is_file(filename):
+    plain = match["stem"] + match["suffix"] if match else filename
+    # Like nginx: a fingerprint that is not the file's current hash is a 404.
+    if not _is_file(plain) or (match and fingerprint(plain) != filename):
         abort(404)
-    return send_from_directory(STATIC_DIR, filename)
+    return send_from_directory(STATIC_DIR, plain)
 
 
 def _is_file(filename):
