@@ -1,6 +1,7 @@
 """Bad requests get clear JSON errors on API paths, from Flask or from nginx."""
 
 import pytest
+import requests
 
 BODY_LIMIT = 1024 * 1024  # NGINX_CLIENT_MAX_BODY_SIZE=1m and APP_MAX_BODY_BYTES=1048576
 
@@ -25,24 +26,18 @@ def test_bad_parameters_are_a_json_400(stack, path):
 
 
 def test_wrong_method_is_a_json_405_with_allow(stack):
-    import requests
-
     response = requests.put(stack.url("/api/whoami"), timeout=10)
     assert_json_error(response, 405)
     assert "GET" in response.headers["Allow"]
 
 
 def test_body_at_the_limit_passes_both_layers(stack):
-    import requests
-
     response = requests.post(stack.url("/api/echo"), data=b"a" * BODY_LIMIT, timeout=30)
     assert response.status_code == 200
     assert response.json()["bytes"] == BODY_LIMIT
 
 
 def test_oversized_body_is_a_json_413_from_nginx(stack):
-    import requests
-
     response = requests.post(stack.url("/api/echo"), data=b"a" * (BODY_LIMIT + 1), timeout=30)
     body = assert_json_error(response, 413)
     assert body["error"] == "request_entity_too_large"

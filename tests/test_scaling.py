@@ -2,6 +2,7 @@
 
 import subprocess
 import time
+from collections import Counter
 
 from stack import ROOT, wait_for
 
@@ -51,10 +52,7 @@ def test_requests_are_spread_over_three_replicas(stack):
         make_scale(stack, 3)
         replicas = {c.id[:12] for c in stack.running("web")}
         wait_for(lambda: hostnames_answering(stack, 9) == replicas, deadline_s=15, message="round robin over 3")
-        counts = {}
-        for _ in range(60):
-            hostname = stack.get("/api/whoami").json()["hostname"]
-            counts[hostname] = counts.get(hostname, 0) + 1
+        counts = Counter(stack.get("/api/whoami").json()["hostname"] for _ in range(60))
         assert set(counts) == replicas
         # Round robin: no replica gets more than twice its fair share.
         assert max(counts.values()) <= 2 * 60 / 3, counts
