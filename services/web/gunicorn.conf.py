@@ -6,12 +6,30 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gunicorn_settings import describe, settings_from_env  # noqa: E402
+from gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env  # noqa: E402
+from worker_lifecycle import DrainFlag, DrainingMiddleware, drain_then_stop, recycle_if_over_ceiling  # noqa: E402
 
 globals().update(settings_from_env(os.environ))
+lifecycle = lifecycle_settings_from_env(os.environ)
+# Created before the workers fork, so the master and every worker share it.
+drain_flag = DrainFlag()
 
 
 def on_starting(server):
     # Workers inherit the environment: /api/whoami reports the class actually running.
     os.environ["SERVER_WORKER_CLASS"] = server.cfg.worker_class_str
-    server.log.info(describe(server.cfg))
+    server.log.info(describe(server.cfg, lifecycle))
+
+
+def when_ready(server):
+    # The master looks its signal handlers up by name each time: this one drains first.
+    original_stop = server.handle_term
+    server.handle_term = lambda: drain_then_stop(server, drain_flag, lifecycle["drain_seconds"], original_stop)
+
+
+def post_worker_init(worker):
+    worker.wsgi = DrainingMiddleware(worker.wsgi, drain_flag)
+
+
+def post_request(worker, req, environ, resp):
+    recycle_if_over_ceiling(worker, lifecycle["max_worker_memory_mb"] * 2**20)

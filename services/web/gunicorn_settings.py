@@ -126,9 +126,21 @@ def settings_from_env(environ, cpus=None):
     }
 
 
-def describe(cfg):
+def lifecycle_settings_from_env(environ):
+    """Settings of worker_lifecycle.py: how long to drain, when to recycle a fat worker."""
+    return {
+        # Long enough for nginx to see this replica's 503 and stop choosing it.
+        "drain_seconds": _int(environ, "GUNICORN_DRAIN_SECONDS", 3),
+        # Resident memory a worker may hold before it is recycled; 0 = no ceiling.
+        "max_worker_memory_mb": _int(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", 256),
+    }
+
+
+def describe(cfg, lifecycle=None):
     """One log line with the effective value of each setting that shapes capacity."""
     def shown(value):
         return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
-    return "effective settings: " + " ".join(f"{name}={shown(cfg.settings[name].get())}" for name in LOGGED_SETTINGS)
+    pairs = [(name, cfg.settings[name].get()) for name in LOGGED_SETTINGS]
+    pairs += list((lifecycle or {}).items())
+    return "effective settings: " + " ".join(f"{name}={shown(value)}" for name, value in pairs)

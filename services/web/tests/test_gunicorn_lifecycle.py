@@ -1,0 +1,95 @@
+"""gunicorn.conf.py's hooks in a real gunicorn: SIGTERM drains first, fat workers are recycled."""
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+WEB_DIR = Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def request(port, method, path):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(method, path, body=b"x" if method == "POST" else None)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_until_serving(port, deadline_s=20):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            return request(port, "GET", "/healthz")
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not serve on port {port} within {deadline_s}s")
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """Start gunicorn from gunicorn.conf.py with extra environment; always stopped afterwards."""
+    started = []
+
+    def start(**env):
+        port = free_port()
+        log = tmp_path / f"gunicorn-{port}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "app.wsgi:application"],
+            cwd=WEB_DIR,
+            env={**os.environ, "GUNICORN_PORT": str(port), "GUNICORN_WORKER_CLASS": "sync",
+                 "GUNICORN_WORKERS": "1", "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
+                 "APP_TRUSTED_PROXY_HOPS": "0", **env},
+            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        wait_until_serving(port)
+        return process, port, log
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_sigterm_drains_before_the_listener_closes(gunicorn):
+    process, port, log = gunicorn(GUNICORN_DRAIN_SECONDS="2")
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+
+    status, body = request(port, "GET", "/api/whoami")
+    assert status == 503 and b'"draining"' in body
+    status, body = request(port, "POST", "/api/echo")
+    assert status == 200, "a draining replica must still serve what nginx would never resend"
+
+    assert process.wait(15) == 0
+    assert "draining for 2s before the graceful stop" in log.read_text()
+    with pytest.raises(ConnectionRefusedError):
+        request(port, "GET", "/healthz")
+
+
+def test_a_worker_over_the_memory_ceiling_is_replaced_and_no_request_fails(gunicorn):
+    # Any worker holds more than 1 MiB: each one is recycled after its first request.
+    process, port, log = gunicorn(GUNICORN_MAX_WORKER_MEMORY_MB="1")
+    pids = set()
+    for _ in range(4):
+        status, body = request(port, "GET", "/api/whoami")
+        assert status == 200
+        pids.add(body.split(b'"pid":')[1].split(b",")[0])
+    assert len(pids) == 4, "every request should have been served by a fresh worker"
+    assert log.read_text().count("over the 1 MiB ceiling") >= 4

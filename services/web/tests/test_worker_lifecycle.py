@@ -1,0 +1,129 @@
+"""Unit tests of draining and of the worker memory ceiling (worker_lifecycle.py)."""
+
+import logging
+import multiprocessing
+import os
+
+import pytest
+from gunicorn_settings import lifecycle_settings_from_env
+from worker_lifecycle import (
+    DrainFlag,
+    DrainingMiddleware,
+    drain_then_stop,
+    recycle_if_over_ceiling,
+    resident_memory_bytes,
+)
+from werkzeug.test import Client
+from werkzeug.wrappers import Response
+
+
+def hello_app(environ, start_response):
+    return Response(f"served {environ['REQUEST_METHOD']}")(environ, start_response)
+
+
+def client_behind(flag):
+    return Client(DrainingMiddleware(hello_app, flag))
+
+
+def test_requests_are_served_normally_until_the_flag_is_raised():
+    response = client_behind(DrainFlag()).get("/api/whoami")
+    assert response.status_code == 200
+    assert response.text == "served GET"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
+def test_draining_answers_idempotent_requests_with_a_retryable_json_503(method):
+    flag = DrainFlag()
+    flag.raise_()
+    response = client_behind(flag).open("/api/whoami", method=method, headers={"X-Request-ID": "abcdefgh1234"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    if method != "HEAD":
+        assert response.json["error"] == "draining"
+        assert response.json["request_id"] == "abcdefgh1234"
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "LOCK"])
+def test_draining_still_serves_what_nginx_would_never_resend(method):
+    flag = DrainFlag()
+    flag.raise_()
+    response = client_behind(flag).open("/api/echo", method=method)
+    assert response.status_code == 200
+    assert response.text == f"served {method}"
+
+
+def raise_in_child(flag):
+    flag.raise_()
+
+
+def test_the_flag_raised_in_one_process_is_seen_by_processes_forked_before():
+    flag = DrainFlag()
+    child = multiprocessing.get_context("fork").Process(target=raise_in_child, args=(flag,))
+    child.start()
+    child.join(10)
+    assert child.exitcode == 0
+    assert flag.is_raised()
+
+
+class FakeArbiter:
+    log = logging.getLogger("test.arbiter")
+
+
+def test_drain_raises_the_flag_waits_then_stops_once(monkeypatch):
+    events = []
+    monkeypatch.setattr("worker_lifecycle.time.sleep", lambda seconds: events.append(("slept", seconds)))
+    flag = DrainFlag()
+    drain_then_stop(FakeArbiter(), flag, 3, stop=lambda: events.append(("stopped", flag.is_raised())))
+    assert events == [("slept", 3), ("stopped", True)]
+    # A second SIGTERM while draining (or after) stops at once.
+    drain_then_stop(FakeArbiter(), flag, 3, stop=lambda: events.append(("stopped again", True)))
+    assert events[-1] == ("stopped again", True)
+    assert ("slept", 3) == events[0] and len([e for e in events if e[0] == "slept"]) == 1
+
+
+class FakeWorker:
+    def __init__(self):
+        self.alive = True
+        self.pid = 4242
+        self.log = logging.getLogger("test.worker")
+
+
+def test_a_worker_over_the_ceiling_is_told_to_stop_after_its_requests(caplog):
+    worker = FakeWorker()
+    with caplog.at_level(logging.WARNING):
+        assert recycle_if_over_ceiling(worker, ceiling_bytes=100 * 2**20, rss_bytes=101 * 2**20)
+    assert worker.alive is False
+    assert "over the 100 MiB ceiling" in caplog.text
+
+
+def test_a_worker_under_the_ceiling_carries_on():
+    worker = FakeWorker()
+    assert not recycle_if_over_ceiling(worker, ceiling_bytes=100 * 2**20, rss_bytes=100 * 2**20)
+    assert worker.alive is True
+
+
+def test_a_zero_ceiling_never_recycles():
+    worker = FakeWorker()
+    assert not recycle_if_over_ceiling(worker, ceiling_bytes=0, rss_bytes=10 * 2**30)
+    assert worker.alive is True
+
+
+def test_resident_memory_grows_with_what_the_process_touches():
+    before = resident_memory_bytes()
+    ballast = b"\xa5" * (64 * 2**20)
+    after = resident_memory_bytes()
+    assert after - before >= 60 * 2**20
+    assert len(ballast) and before > 0
+
+
+def test_lifecycle_defaults_and_overrides():
+    assert lifecycle_settings_from_env({}) == {"drain_seconds": 3, "max_worker_memory_mb": 256}
+    assert lifecycle_settings_from_env({"GUNICORN_DRAIN_SECONDS": "0", "GUNICORN_MAX_WORKER_MEMORY_MB": "64"}) == {
+        "drain_seconds": 0, "max_worker_memory_mb": 64,
+    }
+    with pytest.raises(ValueError, match="GUNICORN_MAX_WORKER_MEMORY_MB"):
+        lifecycle_settings_from_env({"GUNICORN_MAX_WORKER_MEMORY_MB": "lots"})
+
+
+def test_resident_memory_reads_this_process():
+    assert resident_memory_bytes(f"/proc/{os.getpid()}/statm") > 1 * 2**20

@@ -1,0 +1,94 @@
+"""How gunicorn processes leave without losing a request (wired in by gunicorn.conf.py).
+
+Draining: on SIGTERM the master raises a flag shared with its workers and keeps serving
+for `drain_seconds` before the usual graceful stop. While the flag is up, idempotent
+requests get a 503 that nginx retries on another replica (proxy_next_upstream http_503),
+which also marks this replica as failed so nginx stops choosing it. Requests nginx must
+never resend (POST, PATCH, LOCK) are still served. Only then does gunicorn close its
+listener, so no connection waits in a closing accept queue.
+
+Memory ceiling: after each request a worker compares its resident memory with the
+ceiling; over it, the worker stops taking requests, finishes those in flight and exits,
+and the master starts a fresh one (the job of uWSGI's reload-on-rss).
+"""
+
+import json
+import mmap
+import os
+import time
+
+# Methods nginx does not pass to another replica once sent; a draining replica serves them.
+NON_IDEMPOTENT_METHODS = frozenset({"POST", "PATCH", "LOCK"})
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class DrainFlag:
+    """One byte of anonymous shared memory: set by the master, read by the forked workers."""
+
+    def __init__(self):
+        self._memory = mmap.mmap(-1, 1)
+
+    def raise_(self):
+        self._memory[0] = 1
+
+    def is_raised(self):
+        return self._memory[0] == 1
+
+
+class DrainingMiddleware:
+    """Answer idempotent requests with a retryable 503 once the drain flag is up."""
+
+    def __init__(self, app, flag, retry_after_s=1):
+        self.app = app
+        self.flag = flag
+        self.retry_after = str(retry_after_s)
+
+    def __call__(self, environ, start_response):
+        if not self.flag.is_raised() or environ.get("REQUEST_METHOD") in NON_IDEMPOTENT_METHODS:
+            return self.app(environ, start_response)
+        body = json.dumps({
+            "error": "draining",
+            "status": 503,
+            "message": "This replica is shutting down; the request can be retried on another.",
+            "request_id": environ.get("HTTP_X_REQUEST_ID", ""),
+        }).encode() + b"\n"
+        start_response("503 Service Unavailable", [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Retry-After", self.retry_after),
+        ])
+        return [body]
+
+
+def drain_then_stop(arbiter, flag, drain_seconds, stop):
+    """Replacement for the master's SIGTERM handler: raise the flag, serve on, then stop."""
+    if not flag.is_raised():
+        flag.raise_()
+        arbiter.log.info("draining for %ss before the graceful stop", drain_seconds)
+        # Blocking the master is harmless here: workers serve on their own meanwhile.
+        time.sleep(drain_seconds)
+    stop()
+
+
+def resident_memory_bytes(statm="/proc/self/statm"):
+    """This process's resident set size, in bytes."""
+    with open(statm, encoding="ascii") as counters:
+        return int(counters.read().split()[1]) * PAGE_SIZE
+
+
+def recycle_if_over_ceiling(worker, ceiling_bytes, rss_bytes=None):
+    """Stop `worker` gracefully after this request when it holds more memory than the ceiling.
+
+    Returns True when the worker was told to stop.
+    """
+    if not ceiling_bytes or not worker.alive:
+        return False
+    rss = resident_memory_bytes() if rss_bytes is None else rss_bytes
+    if rss <= ceiling_bytes:
+        return False
+    worker.log.warning(
+        "worker %s holds %d MiB, over the %d MiB ceiling: recycling it after its requests in flight",
+        worker.pid, rss // 2**20, ceiling_bytes // 2**20,
+    )
+    worker.alive = False
+    return True
