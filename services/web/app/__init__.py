@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, errors, pages, request_id, static_files
+from . import api, errors, faults, pages, request_id, security_headers, static_files
 from .settings import settings_from_env
 
 
@@ -16,9 +16,12 @@ def create_app(overrides=None):
 
     request_id.init_app(app)
     errors.init_app(app)
+    security_headers.init_app(app)
     static_files.init_app(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
+    if app.config["FAULT_INJECTION"]:
+        app.register_blueprint(faults.blueprint)
 
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:

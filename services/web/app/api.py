@@ -31,6 +31,7 @@ def healthz():
 def whoami():
     return jsonify(
         hostname=socket.gethostname(),
+        version=current_app.config["APP_VERSION"],
         pid=os.getpid(),
         worker_class=os.environ.get("SERVER_WORKER_CLASS", "unknown"),
         request_id=request_id.current(),

@@ -10,31 +10,51 @@ DEFAULTS = {
     # Upper bounds for the work endpoints, so no request can hold a worker for long.
     "SLEEP_MAX_MS": 10_000,
     "COMPUTE_MAX_ROUNDS": 1_000_000,
+    # Host names the app answers to (Flask answers others with a 400); None = any.
+    "TRUSTED_HOSTS": None,
+    # Test-only endpoints under /api/faults/; never enabled in production.
+    "FAULT_INJECTION": False,
+    "APP_VERSION": "dev",
 }
 
-ENV_NAMES = {
+INT_SETTINGS = {
     "TRUSTED_PROXY_HOPS": "APP_TRUSTED_PROXY_HOPS",
     "MAX_CONTENT_LENGTH": "APP_MAX_BODY_BYTES",
     "SLEEP_MAX_MS": "APP_SLEEP_MAX_MS",
     "COMPUTE_MAX_ROUNDS": "APP_COMPUTE_MAX_ROUNDS",
 }
+SWITCHES = {"FAULT_INJECTION": "APP_FAULT_INJECTION"}
+
+
+def _whole_number(name, raw):
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _switch(name, raw):
+    if raw.lower() in ("on", "true", "1"):
+        return True
+    if raw.lower() in ("off", "false", "0"):
+        return False
+    raise ValueError(f"{name} must be on or off, got {raw!r}")
 
 
 def settings_from_env(environ=None):
     """Return the settings, each taken from its environment variable when set."""
     environ = os.environ if environ is None else environ
-    settings = {}
-    for key, default in DEFAULTS.items():
-        name = ENV_NAMES[key]
-        raw = environ.get(name, "").strip()
-        if not raw:
-            settings[key] = default
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-        if value < 0:
-            raise ValueError(f"{name} must not be negative, got {value}")
-        settings[key] = value
+    settings = dict(DEFAULTS)
+    for key, name in INT_SETTINGS.items():
+        if raw := environ.get(name, "").strip():
+            settings[key] = _whole_number(name, raw)
+    for key, name in SWITCHES.items():
+        if raw := environ.get(name, "").strip():
+            settings[key] = _switch(name, raw)
+    if hosts := [host.strip() for host in environ.get("APP_TRUSTED_HOSTS", "").split(",") if host.strip()]:
+        settings["TRUSTED_HOSTS"] = hosts
+    settings["APP_VERSION"] = environ.get("APP_VERSION", "").strip() or DEFAULTS["APP_VERSION"]
     return settings

@@ -22,7 +22,7 @@ def test_whoami_reports_the_client_behind_exactly_one_proxy(client):
     # Only the last hop (the address nginx appended) is trusted: a spoofed first entry is not.
     assert body["client_ip"] == "198.51.100.7"
     assert body["scheme"] == "https"
-    for field in ("hostname", "pid", "worker_class", "request_id"):
+    for field in ("hostname", "version", "pid", "worker_class", "request_id"):
         assert field in body
 
 

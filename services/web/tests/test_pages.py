@@ -4,6 +4,7 @@ import hashlib
 import re
 
 import pytest
+from app import create_app
 from app.static_files import STATIC_DIR
 
 
@@ -38,3 +39,23 @@ def test_stale_fingerprint_is_a_404(client):
 @pytest.mark.parametrize("path", ["/static/../__init__.py", "/static/%2e%2e/__init__.py", "/static/nope.css"])
 def test_static_route_serves_nothing_outside_the_static_folder(client, path):
     assert client.get(path).status_code == 404
+
+
+def test_the_html_page_has_a_policy_allowing_only_its_own_files(client):
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "http" not in policy
+
+
+def test_json_responses_carry_no_html_policy(client):
+    assert "Content-Security-Policy" not in client.get("/api/whoami").headers
+
+
+def test_an_untrusted_host_is_refused():
+    trusting = create_app({"TESTING": True, "TRUSTED_HOSTS": ["example.com"]}).test_client()
+    assert trusting.get("/api/whoami", headers={"Host": "example.com"}).status_code == 200
+    refused = trusting.get("/api/whoami", headers={"Host": "evil.example.net"})
+    assert refused.status_code == 400
+    assert refused.json["error"] == "bad_request"

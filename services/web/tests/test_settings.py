@@ -18,3 +18,23 @@ def test_environment_overrides_defaults():
 def test_bad_values_fail_with_the_variable_name(raw, message):
     with pytest.raises(ValueError, match=f"APP_SLEEP_MAX_MS.*{message}"):
         settings_from_env({"APP_SLEEP_MAX_MS": raw})
+
+
+def test_trusted_hosts_are_a_comma_separated_list():
+    assert settings_from_env({"APP_TRUSTED_HOSTS": " example.com, .example.org ,"})["TRUSTED_HOSTS"] == [
+        "example.com", ".example.org",
+    ]
+
+
+@pytest.mark.parametrize("raw, expected", [("on", True), ("off", False), ("true", True), ("0", False)])
+def test_fault_injection_is_a_switch(raw, expected):
+    assert settings_from_env({"APP_FAULT_INJECTION": raw})["FAULT_INJECTION"] is expected
+
+
+def test_a_misspelt_switch_is_refused():
+    with pytest.raises(ValueError, match="APP_FAULT_INJECTION must be on or off"):
+        settings_from_env({"APP_FAULT_INJECTION": "yes please"})
+
+
+def test_the_version_comes_from_the_image():
+    assert settings_from_env({"APP_VERSION": "v2.1"})["APP_VERSION"] == "v2.1"
