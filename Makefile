@@ -7,8 +7,10 @@ PROD_COMPOSE := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 N ?= 3
+# The version a rollout bakes into the web image: the commit, marked when uncommitted.
+APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down logs ps build scale test test-unit test-integration prod-up prod-down \
+.PHONY: help up down logs ps build scale rollout nginx-reload test test-unit test-integration prod-up prod-down \
         docker-host lock clean
 
 help: ## List the targets
@@ -31,6 +33,12 @@ build: ## Build the web and nginx images
 
 scale: ## Run N web replicas (make scale N=3); nginx follows without a restart
 	$(COMPOSE) up --detach --wait --no-recreate --scale web=$(N) web
+
+rollout: ## Rebuild web and replace each replica, start-first, one at a time, losing no request
+	COMPOSE="$(COMPOSE)" APP_VERSION="$(APP_VERSION)" scripts/rollout.sh
+
+nginx-reload: ## Check nginx's config and reload it gracefully (no request is lost)
+	$(COMPOSE) exec -T nginx sh -c 'nginx -t -q && nginx -s reload'
 
 prod-up: ## Start with the production overlay (limits, read-only, restart policies)
 	$(PROD_COMPOSE) up --build --detach --wait

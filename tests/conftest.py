@@ -26,3 +26,26 @@ def stack():
         yield composed
     finally:
         composed.down()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print each reliability scenario's '0 failed of N' line at the end of the run."""
+    from load import REPORTS
+
+    if REPORTS:
+        terminalreporter.section("reliability: requests failed of requests sent, per scenario")
+        for line in REPORTS:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def busy_stack():
+    """A stack for the reliability scenarios: no per-client limits (all test traffic comes
+    from one address, like a benchmark) and the test-only fault endpoints on."""
+    require_docker()
+    composed = Stack("busy", env={"NGINX_LIMITS": "off", "APP_FAULT_INJECTION": "on"})
+    try:
+        composed.up()
+        yield composed
+    finally:
+        composed.down()

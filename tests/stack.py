@@ -47,6 +47,13 @@ class Stack:
     def down(self):
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "40", check=False, timeout=300)
 
+    def make(self, *arguments, env=None, timeout=600):
+        """Run a Makefile target against this project, as a user would (`make scale N=3`)."""
+        return subprocess.run(
+            ["make", *arguments, f"COMPOSE=docker compose -p {self.project}"],
+            cwd=ROOT, env={**self.env, **(env or {})}, check=True, capture_output=True, text=True, timeout=timeout,
+        )
+
     def scale_web(self, replicas):
         self.compose("up", "--detach", "--wait", "--no-recreate", "--scale", f"web={replicas}", "web", timeout=300)
 

@@ -1,17 +1,13 @@
 """`make scale N=3` spreads requests over every replica; nginx follows live, never restarted."""
 
-import subprocess
 import time
 from collections import Counter
 
-from stack import ROOT, wait_for
+from stack import wait_for
 
 
 def make_scale(stack, replicas):
-    subprocess.run(
-        ["make", "scale", f"N={replicas}", f"COMPOSE=docker compose -p {stack.project}"],
-        cwd=ROOT, env=stack.env, check=True, capture_output=True, timeout=300,
-    )
+    stack.make("scale", f"N={replicas}", timeout=300)
 
 
 def hostnames_answering(stack, requests_count):
