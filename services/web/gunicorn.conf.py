@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gunicorn_settings import describe, settings_from_env  # noqa: E402
+from gunicorn_settings import describe, settings_from_env
 
 globals().update(settings_from_env(os.environ))
 

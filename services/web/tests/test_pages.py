@@ -4,6 +4,7 @@ import hashlib
 import re
 
 import pytest
+
 from app.static_files import STATIC_DIR
 
 
