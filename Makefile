@@ -6,12 +6,15 @@ COMPOSE ?= docker compose
 PROD_COMPOSE := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+LINT_BIN := .venv-lint/bin
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile $(wildcard scripts/docker-host/stand-ins/*.Dockerfile)
+SHELL_SCRIPTS = $(shell git ls-files '*.sh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: help up down logs ps build scale rollout nginx-reload test test-unit test-integration prod-up prod-down \
-        docker-host lock clean
+        docker-host lock clean lint lint-python lint-dockerfiles lint-shell lint-compose
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,11 +57,28 @@ test-unit: $(VENV)/.installed ## Unit tests of the app and the gunicorn settings
 test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
 	$(PYTHON) -m pytest tests
 
+# Each linter is also a target of its own; lint runs them all and reports every failure.
+lint: ## Lint Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint)
+	@scripts/install-linters.sh
+	@$(MAKE) --no-print-directory --keep-going lint-python lint-dockerfiles lint-shell lint-compose
+
+lint-python:
+	$(LINT_BIN)/ruff check
+
+lint-dockerfiles:
+	$(LINT_BIN)/hadolint --config .hadolint.yaml $(DOCKERFILES)
+
+lint-shell:
+	shellcheck $(SHELL_SCRIPTS)
+
+lint-compose:
+	scripts/lint-compose.sh
+
 docker-host: ## Install and start a Docker engine and base images on a bare Debian machine (root)
 	scripts/docker-host/install-engine.sh
 	scripts/docker-host/build-base-images.sh
 
-lock: ## Re-lock dependencies with hashes (web image and test tools)
+lock: ## Re-lock dependencies with hashes (web image, test tools and linters)
 	scripts/lock-requirements.sh
 
 $(VENV)/.installed: tests/requirements.txt
@@ -66,5 +86,5 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/requirements.txt
 	touch $@
 
-clean: ## Remove the test virtualenv and caches
-	rm -rf $(VENV) .pytest_cache
+clean: ## Remove the test and lint virtualenvs and caches
+	rm -rf $(VENV) .venv-lint .pytest_cache .ruff_cache

@@ -15,4 +15,5 @@ docker run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp -v "$PWD/services/web:/l
 python3 -m venv /tmp/lock-tests
 /tmp/lock-tests/bin/pip install --quiet "$pip_tools"
 (cd tests && /tmp/lock-tests/bin/pip-compile "${compile_flags[@]}" --output-file requirements.txt requirements.in)
-echo "locked: services/web/requirements.txt tests/requirements.txt"
+(cd tools/lint && /tmp/lock-tests/bin/pip-compile "${compile_flags[@]}" --output-file requirements.txt requirements.in)
+echo "locked: services/web/requirements.txt tests/requirements.txt tools/lint/requirements.txt"

@@ -41,7 +41,9 @@ def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {"raw": raw[:200].decode("utf-8", "replace")}
-        return Outcome(path, response.status, started, time.monotonic() - started, body if isinstance(body, dict) else {})
+        if not isinstance(body, dict):
+            body = {}
+        return Outcome(path, response.status, started, time.monotonic() - started, body)
     except (OSError, http.client.HTTPException) as exc:
         return Outcome(path, 0, started, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
     finally:

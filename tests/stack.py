@@ -73,8 +73,7 @@ class Stack:
         return self.base_url + path
 
     def get(self, path, **kwargs):
-        kwargs.setdefault("timeout", 10)
-        return requests.get(self.url(path), **kwargs)
+        return requests.get(self.url(path), timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
 def wait_for(condition, deadline_s, interval_s=0.2, message="condition"):

@@ -20,7 +20,9 @@ def test_unknown_api_path_is_a_json_404(stack):
     assert_json_error(stack.get("/api/no-such-endpoint"), 404)
 
 
-@pytest.mark.parametrize("path", ["/api/sleep/abc", "/api/sleep/-5", "/api/sleep/100000000", "/api/compute/1e9", "/api/compute/99999999999"])
+@pytest.mark.parametrize(
+    "path", ["/api/sleep/abc", "/api/sleep/-5", "/api/sleep/100000000", "/api/compute/1e9", "/api/compute/99999999999"]
+)
 def test_bad_parameters_are_a_json_400(stack, path):
     assert_json_error(stack.get(path), 400)
 

@@ -4,6 +4,7 @@ import time
 
 import pytest
 import requests
+
 from stack import Stack
 from test_gunicorn_in_container import effective_settings
 

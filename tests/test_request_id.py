@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+
 from stack import wait_for
 
 NGINX_GENERATED = re.compile(r"[0-9a-f]{32}")

@@ -4,8 +4,8 @@ import re
 import time
 
 import pytest
-from app.static_files import STATIC_DIR
-from app.static_files import static_url
+
+from app.static_files import STATIC_DIR, static_url
 
 
 def test_fingerprinted_file_is_cached_for_a_year_and_gzipped(stack):
@@ -40,7 +40,9 @@ def test_wrong_fingerprint_or_missing_file_is_a_404(stack):
     assert stack.get("/static/no-such-file.txt").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/static/../app/__init__.py", "/static/%2e%2e/__init__.py", "/static/..%2f..%2fetc/passwd"])
+@pytest.mark.parametrize(
+    "path", ["/static/../app/__init__.py", "/static/%2e%2e/__init__.py", "/static/..%2f..%2fetc/passwd"]
+)
 def test_nothing_outside_the_static_folder_is_served(stack, path):
     response = stack.get(path)
     assert response.status_code in (400, 404)

@@ -104,7 +104,8 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
         assert posts[rid].status == (502 if rid in on_victim else 200), (rid, posts[rid])
     assert all(o.status == 200 for o in gets), [(o.status, o.error) for o in gets]
     load.outcomes.extend(gets)
-    assert_no_failures(load, f"SIGKILL of a replica: GETs ({len(on_victim)} of 6 POSTs in flight on it failed, none ran twice)")
+    lost = len(on_victim)
+    assert_no_failures(load, f"SIGKILL of a replica: GETs ({lost} of 6 POSTs in flight on it failed, none ran twice)")
     victim.remove(force=True)
 
 

@@ -3,13 +3,15 @@
 # /docker-entrypoint.d before the templates are rendered.
 set -eu
 
-for name in NGINX_LIMITS NGINX_TRUST_FORWARDED_PROTO; do
-  eval "value=\${$name:-}"
-  case "$value" in
+require_on_or_off() {
+  case "$2" in
     on | off) ;;
     *)
-      echo "check-settings: $name must be on or off, got '$value'" >&2
+      echo "check-settings: $1 must be on or off, got '$2'" >&2
       exit 1
       ;;
   esac
-done
+}
+
+require_on_or_off NGINX_LIMITS "${NGINX_LIMITS:-}"
+require_on_or_off NGINX_TRUST_FORWARDED_PROTO "${NGINX_TRUST_FORWARDED_PROTO:-}"

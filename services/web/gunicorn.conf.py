@@ -6,8 +6,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env  # noqa: E402
-from worker_lifecycle import DrainFlag, DrainingMiddleware, drain_then_stop, recycle_if_over_ceiling  # noqa: E402
+from gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env
+from worker_lifecycle import DrainFlag, DrainingMiddleware, drain_then_stop, recycle_if_over_ceiling
 
 globals().update(settings_from_env(os.environ))
 lifecycle = lifecycle_settings_from_env(os.environ)

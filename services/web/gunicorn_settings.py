@@ -111,7 +111,7 @@ def settings_from_env(environ, cpus=None):
         "max_requests": _int(environ, "GUNICORN_MAX_REQUESTS", 5000),
         "max_requests_jitter": _int(environ, "GUNICORN_MAX_REQUESTS_JITTER", 500),
         # Heartbeat files on tmpfs: a disk-backed /tmp can stall workers on slow IO.
-        "worker_tmp_dir": environ.get("GUNICORN_WORKER_TMP_DIR", "").strip() or "/dev/shm",
+        "worker_tmp_dir": environ.get("GUNICORN_WORKER_TMP_DIR", "").strip() or "/dev/shm",  # noqa: S108 container-private tmpfs
         # Only nginx reaches web on the private network; ProxyFix decides what to trust.
         "forwarded_allow_ips": environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "").strip() or "*",
         "preload_app": preload,

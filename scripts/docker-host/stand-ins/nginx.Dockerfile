@@ -4,6 +4,8 @@
 # /docker-entrypoint.sh rendering /etc/nginx/templates/*.template, SIGQUIT to stop.
 ARG ROOTFS_IMAGE
 FROM ${ROOTFS_IMAGE}
+# Unpinned on purpose: they must match the rootfs, from whichever forky snapshot the mirror has.
+# hadolint ignore=DL3008
 RUN groupadd --system --gid 101 nginx \
  && useradd --system --uid 101 --gid nginx --no-create-home --home-dir /nonexistent \
       --shell /bin/false nginx \

@@ -3,6 +3,8 @@
 # in the host's CA bundle (restored after apt, which regenerates the bundle).
 ARG ROOTFS_IMAGE
 FROM ${ROOTFS_IMAGE}
+# Unpinned on purpose: they must match the rootfs, from whichever forky snapshot the mirror has.
+# hadolint ignore=DL3008
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       python3 python3-pip python3-venv ca-certificates \

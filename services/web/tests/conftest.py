@@ -1,6 +1,7 @@
 """Shared fixtures of the web app's unit tests."""
 
 import pytest
+
 from app import create_app
 
 

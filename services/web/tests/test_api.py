@@ -3,6 +3,7 @@
 import hashlib
 
 import pytest
+
 from app import create_app
 
 

@@ -3,8 +3,8 @@
 import logging
 
 import pytest
-from app import create_app
-from app import faults
+
+from app import create_app, faults
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def test_sigterm_drains_before_the_listener_closes(gunicorn):
 
 def test_a_worker_over_the_memory_ceiling_is_replaced_and_no_request_fails(gunicorn):
     # Any worker holds more than 1 MiB: each one is recycled after its first request.
-    process, port, log = gunicorn(GUNICORN_MAX_WORKER_MEMORY_MB="1")
+    _, port, log = gunicorn(GUNICORN_MAX_WORKER_MEMORY_MB="1")
     pids = set()
     for _ in range(4):
         status, body = request(port, "GET", "/api/whoami")

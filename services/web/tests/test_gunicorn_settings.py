@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from gunicorn.config import Config
+
 from gunicorn_settings import cgroup_cpu_quota, default_workers, describe, settings_from_env, usable_cpu_count
 
 WEB_DIR = Path(__file__).resolve().parents[1]
@@ -97,7 +98,9 @@ def test_preload_with_gthread_is_allowed():
     assert settings["preload_app"] is True
 
 
-@pytest.mark.parametrize("name, raw", [("GUNICORN_TIMEOUT", "0"), ("GUNICORN_KEEPALIVE", "soon"), ("GUNICORN_PRELOAD", "maybe")])
+@pytest.mark.parametrize(
+    "name, raw", [("GUNICORN_TIMEOUT", "0"), ("GUNICORN_KEEPALIVE", "soon"), ("GUNICORN_PRELOAD", "maybe")]
+)
 def test_bad_values_name_the_variable(name, raw):
     with pytest.raises(ValueError, match=name):
         settings_from_env({name: raw, "GUNICORN_WORKER_CLASS": "gthread"}, cpus=1)
@@ -109,10 +112,10 @@ def effective_config(**env):
         [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--print-config", "app.wsgi:application"],
         cwd=WEB_DIR, env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=60,
     ).stdout
-    return dict(
-        (name.strip(), value.strip())
+    return {
+        name.strip(): value.strip()
         for name, _, value in (line.partition("=") for line in output.splitlines() if "=" in line)
-    )
+    }
 
 
 def test_gunicorn_reads_the_config_file_with_environment_overrides():

@@ -4,6 +4,7 @@ import hashlib
 import re
 
 import pytest
+
 from app import create_app
 from app.static_files import STATIC_DIR
 

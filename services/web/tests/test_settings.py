@@ -1,6 +1,7 @@
 """Unit tests of the app's environment-driven settings."""
 
 import pytest
+
 from app.settings import DEFAULTS, settings_from_env
 
 

@@ -5,6 +5,9 @@ import multiprocessing
 import os
 
 import pytest
+from werkzeug.test import Client
+from werkzeug.wrappers import Response
+
 from gunicorn_settings import lifecycle_settings_from_env
 from worker_lifecycle import (
     DrainFlag,
@@ -13,8 +16,6 @@ from worker_lifecycle import (
     recycle_if_over_ceiling,
     resident_memory_bytes,
 )
-from werkzeug.test import Client
-from werkzeug.wrappers import Response
 
 
 def hello_app(environ, start_response):
@@ -78,7 +79,7 @@ def test_drain_raises_the_flag_waits_then_stops_once(monkeypatch):
     # A second SIGTERM while draining (or after) stops at once.
     drain_then_stop(FakeArbiter(), flag, 3, stop=lambda: events.append(("stopped again", True)))
     assert events[-1] == ("stopped again", True)
-    assert ("slept", 3) == events[0] and len([e for e in events if e[0] == "slept"]) == 1
+    assert events[0] == ("slept", 3) and len([e for e in events if e[0] == "slept"]) == 1
 
 
 class FakeWorker:

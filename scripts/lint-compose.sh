@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Security lint of the compose files with compose-lint (part of `make lint`), in the two
+# shapes the stack runs in:
+#   compose.yaml alone                 `make up`       policy: tools/lint/compose-lint.dev.yml
+#   compose.yaml + compose.prod.yaml   `make prod-up`  policy: tools/lint/compose-lint.prod.yml
+# compose-lint merges an overlay only when a .env beside the files selects it with
+# COMPOSE_FILE, so both runs read copies in a scratch folder: the production run with
+# such a .env, and neither with the developer's own .env or compose.override.yaml.
+# Any finding, whatever its severity, fails; each exception is in the policy files.
+set -o errexit -o pipefail -o nounset
+cd "$(dirname "$0")/.."
+root=$PWD
+compose_lint=${COMPOSE_LINT:-$root/.venv-lint/bin/compose-lint}
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+check() {
+  printf 'lint-compose: %s\n' "$2"
+  (cd "$scratch" && "$compose_lint" check --fail-on low --strict-config --skip-suppressed \
+    --config "$root/tools/lint/$1" compose.yaml)
+}
+
+status=0
+cp compose.yaml "$scratch/"
+check compose-lint.dev.yml "compose.yaml alone, as make up runs it" || status=$?
+cp compose.prod.yaml "$scratch/"
+printf 'COMPOSE_FILE=compose.yaml:compose.prod.yaml\n' >"$scratch/.env"
+check compose-lint.prod.yml "compose.yaml + compose.prod.yaml, as make prod-up runs them" || status=$?
+exit "$status"
