@@ -1,0 +1,106 @@
+"""Slow clients (headers or bodies sent a byte at a time) are nginx's to hold: with the sync
+worker class and ONE worker, a normal request still answers promptly during the attack."""
+
+import socket
+import time
+
+import pytest
+
+from stack import Stack
+
+HEADER_TRICKLERS = 300
+BODY_TRICKLERS = 100
+ATTACK_SECONDS = 6
+
+
+@pytest.fixture(scope="module")
+def one_worker_stack():
+    composed = Stack("slowclients", env={
+        "NGINX_LIMITS": "off",
+        "GUNICORN_WORKER_CLASS": "sync",
+        "GUNICORN_WORKERS": "1",
+    })
+    try:
+        composed.up()
+        yield composed
+    finally:
+        composed.down()
+
+
+def open_tricklers(port):
+    """Connections that have started a request and will never finish it quickly."""
+    sockets = []
+    for index in range(HEADER_TRICKLERS + BODY_TRICKLERS):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if index < HEADER_TRICKLERS:
+            conn.sendall(b"GET /api/whoami HTTP/1.1\r\nHost: localhost\r\n")
+        else:
+            conn.sendall(b"POST /api/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n")
+        sockets.append(conn)
+    return sockets
+
+
+def trickle(sockets):
+    """Send one more byte on every connection still open; return how many still are."""
+    alive = 0
+    for conn in sockets:
+        try:
+            conn.sendall(b"X" if conn.fileno() >= 0 else b"")
+            alive += 1
+        except OSError:
+            conn.close()
+    return alive
+
+
+def timed_get(port):
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /api/whoami HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        status_line = conn.makefile("rb").readline()
+    return status_line, time.monotonic() - started
+
+
+def test_a_normal_request_answers_promptly_during_a_slow_client_attack(one_worker_stack):
+    port = one_worker_stack.port
+    sockets = open_tricklers(port)
+    answers = []
+    try:
+        deadline = time.monotonic() + ATTACK_SECONDS
+        while time.monotonic() < deadline:
+            alive = trickle(sockets)
+            answers.append(timed_get(port))
+            time.sleep(0.2)
+    finally:
+        for conn in sockets:
+            conn.close()
+
+    slowest = max(elapsed for _, elapsed in answers)
+    failed = [line for line, _ in answers if not line.startswith(b"HTTP/1.1 200")]
+    line = (f"slow clients ({HEADER_TRICKLERS} header + {BODY_TRICKLERS} body tricklers, sync x1): "
+            f"{len(failed)} failed of {len(answers)} requests (slowest {slowest:.2f}s)")
+    print(line)
+    from load import REPORTS
+
+    REPORTS.append(line)
+    assert alive == HEADER_TRICKLERS + BODY_TRICKLERS, "the attack must have been live throughout"
+    assert len(answers) >= 10 and not failed, failed
+    assert slowest < 1.0, slowest
+    # None of the unfinished requests ever reached gunicorn.
+    assert "/api/echo" not in one_worker_stack.logs("web")
+
+
+def test_without_nginx_the_same_slow_client_ties_up_the_only_worker(one_worker_stack):
+    """The control experiment: one slow client talking to gunicorn directly blocks it."""
+    (replica,) = one_worker_stack.running("web")
+    script = (
+        "import socket, urllib.request\n"
+        "slow = socket.create_connection(('127.0.0.1', 8000))\n"
+        "slow.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n')\n"
+        "try:\n"
+        "    urllib.request.urlopen('http://127.0.0.1:8000/api/whoami', timeout=3)\n"
+        "    print('answered')\n"
+        "except Exception as exc:\n"
+        "    print('blocked', type(exc).__name__)\n"
+    )
+    output = replica.exec_run(["python", "-c", script]).output.decode()
+    assert output.startswith("blocked"), output
