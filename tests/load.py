@@ -18,6 +18,13 @@ from urllib.parse import urlsplit
 REPORTS = []
 
 
+def record(line):
+    """Keep a scenario's result line for the end-of-session summary, and show it now."""
+    REPORTS.append(line)
+    print(line)
+    return line
+
+
 @dataclass
 class Outcome:
     path: str
@@ -115,9 +122,7 @@ class LoadLoop:
         slowest = max((o.elapsed_s for o in self.outcomes), default=0.0)
         line = (f"{scenario}: {len(self.failures)} failed of {len(self.outcomes)} requests "
                 f"(statuses {dict(sorted(self.statuses().items()))}, slowest {slowest:.2f}s)")
-        REPORTS.append(line)
-        print(line)
-        return line
+        return record(line)
 
     def describe_failures(self, limit=10):
         return "\n".join(f"{o.path} -> {o.status} {o.error or o.body}" for o in self.failures[:limit])

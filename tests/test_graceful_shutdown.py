@@ -4,8 +4,8 @@ import threading
 import time
 
 import pytest
-from load import one_request
 
+from load import one_request
 from stack import Stack, wait_for
 
 

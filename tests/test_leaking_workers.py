@@ -4,8 +4,8 @@ crossed it, memory stays bounded over thousands of requests, and none fails."""
 import threading
 
 import pytest
-from load import LoadLoop
 
+from load import LoadLoop
 from stack import Stack
 
 CEILING_MB = 100

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from load import record
 from stack import Stack
 
 HEADER_TRICKLERS = 300
@@ -78,10 +79,7 @@ def test_a_normal_request_answers_promptly_during_a_slow_client_attack(one_worke
     failed = [line for line, _ in answers if not line.startswith(b"HTTP/1.1 200")]
     line = (f"slow clients ({HEADER_TRICKLERS} header + {BODY_TRICKLERS} body tricklers, sync x1): "
             f"{len(failed)} failed of {len(answers)} requests (slowest {slowest:.2f}s)")
-    print(line)
-    from load import REPORTS
-
-    REPORTS.append(line)
+    record(line)
     assert alive == HEADER_TRICKLERS + BODY_TRICKLERS, "the attack must have been live throughout"
     assert len(answers) >= 10 and not failed, failed
     assert slowest < 1.0, slowest

@@ -4,8 +4,8 @@ stuck worker, and requests on the other workers never notice."""
 import re
 
 import pytest
-from load import LoadLoop, one_request
 
+from load import LoadLoop, one_request
 from stack import Stack, wait_for
 
 
@@ -38,7 +38,7 @@ def test_a_stuck_request_gets_a_json_504_and_its_worker_is_replaced(stuck_stack)
     with LoadLoop(stuck_stack.base_url, ["/api/whoami"], clients=2) as load:
         load.wait_for_requests(20)
         stuck = one_request(stuck_stack.base_url, "/api/sleep/8000")
-        wait_for(lambda: "WORKER TIMEOUT" in stuck_stack.logs("web"), deadline_s=15, message="gunicorn's worker timeout")
+        wait_for(lambda: "WORKER TIMEOUT" in stuck_stack.logs("web"), deadline_s=15, message="the worker timeout")
         wait_for(lambda: booted_workers(stuck_stack) == workers_before + 1, deadline_s=15,
                  message="a replacement worker")
         load.wait_for_requests(len(load.outcomes) + 50)
