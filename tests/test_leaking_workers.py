@@ -15,7 +15,7 @@ REQUESTS = 3000
 FRESH_WORKER_MB = 50
 MASTER_MB = 40
 # A recycled worker still answers one request on each keep-alive connection nginx holds
-# to it, each leaking a little more, before it exits (measured: under 20).
+# to it, each leaking a little more, before it exits (observed: about 12).
 LAST_REQUESTS_MB = 25
 
 
