@@ -1,6 +1,7 @@
 """Unit tests of the JSON endpoints, through Flask's test client."""
 
 import hashlib
+import logging
 
 import pytest
 from app import create_app
@@ -124,3 +125,14 @@ def test_unexpected_exception_on_api_path_is_a_json_500_without_details():
     assert body["error"] == "internal_server_error"
     assert "secret" not in response.get_data(as_text=True)
 
+
+def test_unexpected_exception_is_logged_with_its_traceback(caplog):
+    app = create_app({"TESTING": False})
+
+    @app.get("/api/boom")
+    def boom():
+        raise RuntimeError("logged detail")
+
+    with caplog.at_level(logging.ERROR):
+        assert app.test_client().get("/api/boom").status_code == 500
+    assert [record.exc_info[0] for record in caplog.records if record.exc_info] == [RuntimeError]
