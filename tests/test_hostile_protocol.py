@@ -134,7 +134,11 @@ def test_a_host_label_over_63_characters_is_the_apps_json_400(stack):
 
 @pytest.mark.parametrize(
     "target, expected",
-    [(b"http://a.example/api/whoami", "a.example"), (b"http://a.example:8443/api/whoami", "a.example:8443")],
+    [
+        (b"http://a.example/api/whoami", "a.example"),
+        (b"http://a.example:8443/api/whoami", "a.example:8443"),
+        (b"/api/whoami?next=http://a.example/", "b.example"),  # origin-form: the Host header's
+    ],
 )
 def test_an_absolute_form_request_line_names_the_host_the_app_sees(stack, target, expected):
     """RFC 9112 3.2.2: the request-target's host wins over the Host header, and a proxy must
