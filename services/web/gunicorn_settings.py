@@ -112,6 +112,14 @@ def settings_from_env(environ, cpus=None):
         "max_requests_jitter": _int(environ, "GUNICORN_MAX_REQUESTS_JITTER", 500),
         # Heartbeat files on tmpfs: a disk-backed /tmp can stall workers on slow IO.
         "worker_tmp_dir": environ.get("GUNICORN_WORKER_TMP_DIR", "").strip() or "/dev/shm",  # noqa: S108 container-private tmpfs
+        # nginx refuses what is too large (large_client_header_buffers 4 8k: a request line or
+        # header line up to 8k, 32k of headers in all); gunicorn must take whatever nginx
+        # passes on, or its own HTML 414/431 pages reach clients. So: its longest request
+        # line, header lines with room for the X-Forwarded-For entry nginx appends, and as
+        # many header lines as 32k can hold (nginx cannot count them).
+        "limit_request_line": 8190,
+        "limit_request_field_size": 16384,
+        "limit_request_fields": 32768,
         # Only nginx reaches web on the private network; ProxyFix decides what to trust.
         "forwarded_allow_ips": environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "").strip() or "*",
         "preload_app": preload,

@@ -15,11 +15,17 @@ blueprint = Blueprint("api", __name__)
 def bounded_int(raw, name, upper):
     """Parse a path parameter as an int in [0, upper], or answer 400 saying why."""
     if not raw.isascii() or not raw.isdigit():
-        abort(400, description=f"{name} must be a whole number from 0 to {upper}, got {raw!r}")
-    value = int(raw)
-    if value > upper:
-        abort(400, description=f"{name} must be at most {upper}, got {value}")
-    return value
+        abort(400, description=f"{name} must be a whole number from 0 to {upper}, got {_cut(raw)!r}")
+    # Too many digits is too large, decided before int(), which refuses over 4300 digits.
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(upper)) or int(digits) > upper:
+        abort(400, description=f"{name} must be at most {upper}, got {_cut(digits)}")
+    return int(digits)
+
+
+def _cut(text, longest=40):
+    """The client's value for an error message, cut short: a huge one is not echoed whole."""
+    return text if len(text) <= longest else f"{text[:longest]}... ({len(text)} characters)"
 
 
 @blueprint.get("/healthz")

@@ -1,6 +1,6 @@
 """Errors as JSON on API paths, Flask's HTML pages elsewhere."""
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from . import request_id
@@ -32,6 +32,9 @@ def _http_error(exc):
 def _unexpected_error(exc):
     if isinstance(exc, HTTPException):
         return _http_error(exc)
+    # Flask logs an exception only when no handler takes it: this one must, or a 500 leaves
+    # no trace in the logs.
+    current_app.log_exception((type(exc), exc, exc.__traceback__))
     if not wants_json():
         return InternalServerError()
     return json_error(500, "internal_server_error", "The server could not complete the request.")

@@ -1,6 +1,7 @@
 """Unit tests of the JSON endpoints, through Flask's test client."""
 
 import hashlib
+import logging
 
 import pytest
 
@@ -51,6 +52,20 @@ def test_sleep_refuses_bad_or_unbounded_values_with_json_400(client, raw):
     body = response.get_json()
     assert body["status"] == 400 and body["error"] == "bad_request"
     assert "ms must" in body["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/sleep/" + "9" * 5000, "/api/compute/" + "9" * 4301, "/api/compute/" + "1" * 20])
+def test_huge_numbers_are_a_short_400_not_a_500(client, path):
+    # int() refuses strings of more than 4300 digits: the bound is checked before it.
+    response = client.get(path)
+    assert response.status_code == 400
+    message = response.get_json()["message"]
+    assert "must be at most" in message
+    assert len(message) < 120
+
+
+def test_leading_zeros_do_not_count_towards_the_bound(client):
+    assert client.get("/api/sleep/" + "0" * 4400 + "1").get_json()["slept_ms"] == 1
 
 
 def test_compute_chains_sha256_n_times(client):
@@ -110,3 +125,15 @@ def test_unexpected_exception_on_api_path_is_a_json_500_without_details():
     body = response.get_json()
     assert body["error"] == "internal_server_error"
     assert "secret" not in response.get_data(as_text=True)
+
+
+def test_unexpected_exception_is_logged_with_its_traceback(caplog):
+    app = create_app({"TESTING": False})
+
+    @app.get("/api/boom")
+    def boom():
+        raise RuntimeError("logged detail")
+
+    with caplog.at_level(logging.ERROR):
+        assert app.test_client().get("/api/boom").status_code == 500
+    assert [record.exc_info[0] for record in caplog.records if record.exc_info] == [RuntimeError]

@@ -1,6 +1,7 @@
 """Unit tests of the gunicorn settings logic and of gunicorn.conf.py as gunicorn reads it."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,24 @@ def test_bad_values_name_the_variable(name, raw):
         settings_from_env({name: raw, "GUNICORN_WORKER_CLASS": "gthread"}, cpus=1)
 
 
+def nginx_header_buffers():
+    """nginx's large_client_header_buffers (number, bytes each), read from its config template."""
+    text = (WEB_DIR.parent / "nginx" / "templates" / "default.conf.template").read_text()
+    number, kilobytes = re.search(r"^\s*large_client_header_buffers (\d+) (\d+)k;", text, re.MULTILINE).groups()
+    return int(number), int(kilobytes) * 1024
+
+
+def test_gunicorn_takes_every_request_head_nginx_passes_on():
+    number, size = nginx_header_buffers()
+    settings = settings_from_env({}, cpus=1)
+    # A request line or header line fills at most one nginx buffer, its CRLF included.
+    assert settings["limit_request_line"] >= size - 2
+    # nginx appends ", <client address>" (up to 41 characters for IPv6) to X-Forwarded-For.
+    assert settings["limit_request_field_size"] >= size - 2 + 41
+    # The shortest header line, "a:" and CRLF, is 4 bytes.
+    assert settings["limit_request_fields"] >= number * size // 4
+
+
 def effective_config(**env):
     """gunicorn's own view of gunicorn.conf.py (`--print-config`), as a dict of strings."""
     output = subprocess.run(
@@ -126,6 +145,9 @@ def test_gunicorn_reads_the_config_file_with_environment_overrides():
     assert config["keepalive"] == "75"
     assert config["worker_tmp_dir"] == "/dev/shm"
     assert config["control_socket_disable"] == "True"
+    assert config["limit_request_line"] == "8190"
+    assert config["limit_request_field_size"] == "16384"
+    assert config["limit_request_fields"] == "32768"
 
 
 def test_describe_lists_each_capacity_setting_once_as_name_value():
