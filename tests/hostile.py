@@ -9,8 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-from app.security_headers import HTML_POLICY
 from requests.structures import CaseInsensitiveDict
+
+from app.security_headers import HTML_POLICY
 
 # nginx's headers on every response (snippets/response-headers.conf).
 SECURITY_HEADERS = {
@@ -96,7 +97,7 @@ def parse_responses(raw):
         if not separator:
             raise AssertionError(f"incomplete response head: {raw[:200]!r}")
         status_line, *lines = head.decode("latin-1").split("\r\n")
-        _, code, reason = (status_line.split(" ", 2) + [""])[:3]
+        _, code, reason = ([*status_line.split(" ", 2), ""])[:3]
         header_lines = [tuple(part.strip() for part in line.split(":", 1)) for line in lines]
         headers = CaseInsensitiveDict(header_lines)
         if "chunked" in headers.get("Transfer-Encoding", ""):

@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 from hostile import APP_HTML_CSP, DENY_ALL_CSP, assert_json_error, assert_security_headers
+
 from stack import Stack, wait_for
 
 LOW_LIMITS = {"NGINX_RATE_LIMIT": "5r/s", "NGINX_RATE_LIMIT_BURST": "5", "NGINX_CONN_LIMIT": "2"}

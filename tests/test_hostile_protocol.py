@@ -180,8 +180,12 @@ RESPONSES = {
     "404-app-json": (lambda s: raw(s, b"GET", b"/api/no-such-endpoint"), 404, DENY_ALL_CSP),
     "404-app-html": (lambda s: raw(s, b"GET", b"/no-such-page"), 404, APP_HTML_CSP),
     "404-nginx-static": (lambda s: raw(s, b"GET", b"/static/no-such-file.css"), 404, DENY_ALL_CSP),
-    "405-nginx-static": (lambda s: raw(s, b"POST", b"/static/css/site.css", [(b"Content-Length", b"0")]), 405, DENY_ALL_CSP),
-    "413-nginx": (lambda s: raw(s, b"POST", b"/api/echo", [(b"Content-Length", b"%d" % (BODY_LIMIT + 1))]), 413, DENY_ALL_CSP),
+    "405-nginx-static": (
+        lambda s: raw(s, b"POST", b"/static/css/site.css", [(b"Content-Length", b"0")]), 405, DENY_ALL_CSP,
+    ),
+    "413-nginx": (
+        lambda s: raw(s, b"POST", b"/api/echo", [(b"Content-Length", b"%d" % (BODY_LIMIT + 1))]), 413, DENY_ALL_CSP,
+    ),
     "400-nginx-garbage": (lambda s: send(s, b"garbage\r\n\r\n"), 400, DENY_ALL_CSP),
     "400-nginx-json": (lambda s: raw(s, b"GET", b"/api/whoami", host=None), 400, DENY_ALL_CSP),
     "414-nginx": (lambda s: raw(s, b"GET", b"/api/whoami?" + b"q" * 9000), 414, DENY_ALL_CSP),

@@ -260,7 +260,9 @@ def test_an_http_1_0_chunked_body_is_refused(stack):
 
 
 @pytest.mark.parametrize(
-    "chunk", [b"zz\r\nhello\r\n", b"5\nhello\n", b"ffffffffffffffffff\r\nhello\r\n"], ids=["not-hex", "bare-lf", "huge-size"]
+    "chunk",
+    [b"zz\r\nhello\r\n", b"5\nhello\n", b"ffffffffffffffffff\r\nhello\r\n"],
+    ids=["not-hex", "bare-lf", "huge-size"],
 )
 def test_a_malformed_chunked_body_is_nginxs_json_400(stack, chunk):
     framing = [(b"Transfer-Encoding", b"chunked"), (b"Connection", b"close")]
@@ -271,7 +273,8 @@ def test_a_malformed_chunked_body_is_nginxs_json_400(stack, chunk):
 def test_a_request_hidden_in_a_get_body_stays_a_body(stack):
     """nginx passes a GET's body to gunicorn with its Content-Length; gunicorn reads it as a body."""
     body = SMUGGLED % b"get-body"
-    data = request_bytes(b"GET", b"/api/whoami", [(b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")], body)
+    headers = [(b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")]
+    data = request_bytes(b"GET", b"/api/whoami", headers, body)
     assert send(stack, data).status_code == 200
     assert "smuggled=get-body" not in web_logs(stack)
 
