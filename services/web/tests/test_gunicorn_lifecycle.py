@@ -1,6 +1,7 @@
 """gunicorn.conf.py's hooks in a real gunicorn: SIGTERM drains first, fat workers are recycled."""
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -93,3 +94,17 @@ def test_a_worker_over_the_memory_ceiling_is_replaced_and_no_request_fails(gunic
         pids.add(body.split(b'"pid":')[1].split(b",")[0])
     assert len(pids) == 4, "every request should have been served by a fresh worker"
     assert log.read_text().count("over the 1 MiB ceiling") >= 4
+
+
+def test_a_head_gunicorn_refuses_is_answered_in_json(gunicorn):
+    _, port, _ = gunicorn()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /api/whoami HTTP/1.1\r\nHost: x\r\nX-Note: a\x01b\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)
+    assert error["status"] == 400 and error["error"] == "bad_request" and error["message"]
