@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from stack import Stack
+from load import REPORTS
+from stack import composed_stack
 
 
 def require_docker():
@@ -21,18 +22,12 @@ def require_docker():
 def stack():
     """The development stack (compose.yaml) with one web replica."""
     require_docker()
-    composed = Stack("dev")
-    try:
-        composed.up()
+    with composed_stack("dev") as composed:
         yield composed
-    finally:
-        composed.down()
 
 
 def pytest_terminal_summary(terminalreporter):
     """Print each reliability scenario's '0 failed of N' line at the end of the run."""
-    from load import REPORTS
-
     if REPORTS:
         terminalreporter.section("reliability: requests failed of requests sent, per scenario")
         for line in REPORTS:
@@ -44,9 +39,5 @@ def busy_stack():
     """A stack for the reliability scenarios: no per-client limits (all test traffic comes
     from one address, like a benchmark) and the test-only fault endpoints on."""
     require_docker()
-    composed = Stack("busy", env={"NGINX_LIMITS": "off", "APP_FAULT_INJECTION": "on"})
-    try:
-        composed.up()
+    with composed_stack("busy", env={"NGINX_LIMITS": "off", "APP_FAULT_INJECTION": "on"}) as composed:
         yield composed
-    finally:
-        composed.down()

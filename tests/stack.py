@@ -1,10 +1,12 @@
 """A composed stack under test: its own compose project, a free loopback port, teardown."""
 
 import os
+import re
 import socket
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -74,6 +76,24 @@ class Stack:
 
     def get(self, path, **kwargs):
         return requests.get(self.url(path), timeout=kwargs.pop("timeout", 10), **kwargs)
+
+
+@contextmanager
+def composed_stack(name_hint, compose_files=("compose.yaml",), env=None):
+    """A started Stack that is always torn down, even when starting it fails."""
+    composed = Stack(name_hint, compose_files=compose_files, env=env)
+    try:
+        composed.up()
+        yield composed
+    finally:
+        composed.down()
+
+
+def effective_settings(container):
+    """gunicorn's 'effective settings' line, logged once at start, as a dict of strings."""
+    lines = [line for line in container.logs().decode().splitlines() if "effective settings:" in line]
+    assert len(lines) == 1, f"expected the effective settings logged exactly once, got {lines}"
+    return dict(re.findall(r"(\w+)=(\S+)", lines[0].split("effective settings:", 1)[1]))
 
 
 def wait_for(condition, deadline_s, interval_s=0.2, message="condition"):

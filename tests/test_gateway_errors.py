@@ -2,17 +2,13 @@
 
 import pytest
 
-from stack import Stack
+from stack import composed_stack
 
 
 @pytest.fixture(scope="module")
 def impatient_stack():
-    composed = Stack("impatient", env={"NGINX_PROXY_READ_TIMEOUT": "1s"})
-    try:
-        composed.up()
+    with composed_stack("impatient", env={"NGINX_PROXY_READ_TIMEOUT": "1s"}) as composed:
         yield composed
-    finally:
-        composed.down()
 
 
 def test_slow_upstream_is_a_json_504_on_api_paths(impatient_stack):

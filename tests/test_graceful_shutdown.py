@@ -6,17 +6,13 @@ import time
 import pytest
 
 from load import one_request
-from stack import Stack, wait_for
+from stack import composed_stack, wait_for
 
 
 @pytest.fixture(scope="module")
 def stopping_stack():
-    composed = Stack("graceful", env={"NGINX_LIMITS": "off"})
-    try:
-        composed.up()
+    with composed_stack("graceful", env={"NGINX_LIMITS": "off"}) as composed:
         yield composed
-    finally:
-        composed.down()
 
 
 def in_flight(stack, path):

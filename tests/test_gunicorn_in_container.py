@@ -1,12 +1,6 @@
 """gunicorn in the web container: effective settings logged once, workers sized to usable CPUs."""
 
-import re
-
-
-def effective_settings(container):
-    lines = [line for line in container.logs().decode().splitlines() if "effective settings:" in line]
-    assert len(lines) == 1, f"expected the effective settings logged exactly once, got {lines}"
-    return dict(re.findall(r"(\w+)=(\S+)", lines[0].split("effective settings:", 1)[1]))
+from stack import effective_settings
 
 
 def usable_cpus(container):

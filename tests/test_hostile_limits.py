@@ -10,35 +10,24 @@ import pytest
 import requests
 from hostile import APP_HTML_CSP, DENY_ALL_CSP, assert_json_error, assert_security_headers
 
-from stack import Stack, wait_for
+from stack import composed_stack, wait_for
 
 LOW_LIMITS = {"NGINX_RATE_LIMIT": "5r/s", "NGINX_RATE_LIMIT_BURST": "5", "NGINX_CONN_LIMIT": "2"}
 BURST = 20  # requests sent back to back: far more than 5 burst + 5 per second
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def started(name, env):
-    composed = Stack(name, env=env)
-    try:
-        composed.up()
-    except BaseException:
-        composed.down()
-        raise
-    return composed
-
-
 @pytest.fixture(scope="module")
 def limited_stack():
-    composed = started("limited", {**LOW_LIMITS, "NGINX_LIMITS": "on"})
-    yield composed
-    composed.down()
+    with composed_stack("limited", env={**LOW_LIMITS, "NGINX_LIMITS": "on"}) as composed:
+        yield composed
 
 
 @pytest.fixture(scope="module")
 def unlimited_stack():
-    composed = started("unlimited", {**LOW_LIMITS, "NGINX_LIMITS": "off", "NGINX_TRUST_FORWARDED_PROTO": "on"})
-    yield composed
-    composed.down()
+    env = {**LOW_LIMITS, "NGINX_LIMITS": "off", "NGINX_TRUST_FORWARDED_PROTO": "on"}
+    with composed_stack("unlimited", env=env) as composed:
+        yield composed
 
 
 def rested(composed):

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from load import LoadLoop
-from stack import Stack
+from stack import composed_stack, effective_settings
 
 CEILING_MB = 100
 LEAK_KIB = 256
@@ -21,18 +21,15 @@ LAST_REQUESTS_MB = 25
 
 @pytest.fixture(scope="module")
 def leaky_stack():
-    composed = Stack("leaky", env={
+    env = {
         "NGINX_LIMITS": "off",
         "APP_FAULT_INJECTION": "on",
         "GUNICORN_MAX_WORKER_MEMORY_MB": str(CEILING_MB),
         # Isolate the memory ceiling: no recycling by request count.
         "GUNICORN_MAX_REQUESTS": "0",
-    })
-    try:
-        composed.up()
+    }
+    with composed_stack("leaky", env=env) as composed:
         yield composed
-    finally:
-        composed.down()
 
 
 # Resident pages of every process in the container (the second field of statm).
@@ -66,7 +63,7 @@ class MemorySampler:
 
 def test_leaking_workers_are_recycled_and_memory_stays_bounded(leaky_stack):
     (replica,) = leaky_stack.running("web")
-    workers = int(replica.exec_run(["python", "-c", "import os; print(len(os.sched_getaffinity(0)))"]).output)
+    workers = int(effective_settings(replica)["workers"])
     with MemorySampler(replica) as memory, LoadLoop(
         leaky_stack.base_url, [f"/api/faults/leak/{LEAK_KIB}"], clients=4, max_requests=REQUESTS, max_seconds=240,
     ) as load:

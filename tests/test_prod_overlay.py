@@ -5,20 +5,15 @@ import time
 import pytest
 import requests
 
-from stack import Stack
-from test_gunicorn_in_container import effective_settings
+from stack import composed_stack, effective_settings
 
 PROD_FILES = ("compose.yaml", "compose.prod.yaml")
 
 
 @pytest.fixture(scope="module")
 def prod_stack():
-    composed = Stack("prod", compose_files=PROD_FILES, env={"WEB_REPLICAS": "2"})
-    try:
-        composed.up()
+    with composed_stack("prod", compose_files=PROD_FILES, env={"WEB_REPLICAS": "2"}) as composed:
         yield composed
-    finally:
-        composed.down()
 
 
 def all_containers(prod_stack):

@@ -6,14 +6,14 @@ import re
 import pytest
 
 from load import LoadLoop, one_request
-from stack import Stack, wait_for
+from stack import composed_stack, wait_for
 
 
 @pytest.fixture(scope="module")
 def stuck_stack():
     # Sync workers block for the whole request, so a long sleep is a stuck worker. nginx
     # gives up (2s) before gunicorn kills the worker (4s), and retries only within 1s.
-    composed = Stack("stuck", env={
+    env = {
         "NGINX_LIMITS": "off",
         "GUNICORN_WORKER_CLASS": "sync",
         "GUNICORN_WORKERS": "3",
@@ -21,12 +21,9 @@ def stuck_stack():
         "NGINX_PROXY_READ_TIMEOUT": "2s",
         "NGINX_PROXY_CONNECT_TIMEOUT": "1s",
         "NGINX_PROXY_NEXT_UPSTREAM_TIMEOUT": "1s",
-    })
-    try:
-        composed.up()
+    }
+    with composed_stack("stuck", env=env) as composed:
         yield composed
-    finally:
-        composed.down()
 
 
 def booted_workers(stack):
