@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, errors, faults, pages, request_id, security_headers, static_files
+from . import api, errors, faults, outbound, pages, request_id, security_headers, static_files
 from .settings import settings_from_env
 
 
@@ -22,6 +22,8 @@ def create_app(overrides=None):
     app.register_blueprint(pages.blueprint)
     if app.config["FAULT_INJECTION"]:
         app.register_blueprint(faults.blueprint)
+    if app.config["OUTBOUND_URL"]:
+        app.register_blueprint(outbound.blueprint)
 
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:

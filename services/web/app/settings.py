@@ -14,6 +14,8 @@ DEFAULTS = {
     "TRUSTED_HOSTS": None,
     # Test-only endpoints under /api/faults/; never enabled in production.
     "FAULT_INJECTION": False,
+    # Base URL (http or https) that /api/outbound/<ms> calls; None = no such endpoint.
+    "OUTBOUND_URL": None,
     "APP_VERSION": "dev",
 }
 
@@ -44,6 +46,13 @@ def _switch(name, raw):
     raise ValueError(f"{name} must be on or off, got {raw!r}")
 
 
+def _http_url(name, raw):
+    # urllib would also open file:// and ftp:// URLs: only plain web calls are allowed.
+    if not raw.lower().startswith(("http://", "https://")):
+        raise ValueError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
 def settings_from_env(environ=None):
     """Return the settings, each taken from its environment variable when set."""
     environ = os.environ if environ is None else environ
@@ -56,5 +65,7 @@ def settings_from_env(environ=None):
             settings[key] = _switch(name, raw)
     if hosts := [host.strip() for host in environ.get("APP_TRUSTED_HOSTS", "").split(",") if host.strip()]:
         settings["TRUSTED_HOSTS"] = hosts
+    if url := environ.get("APP_OUTBOUND_URL", "").strip():
+        settings["OUTBOUND_URL"] = _http_url("APP_OUTBOUND_URL", url)
     settings["APP_VERSION"] = environ.get("APP_VERSION", "").strip() or DEFAULTS["APP_VERSION"]
     return settings

@@ -39,3 +39,13 @@ def test_a_misspelt_switch_is_refused():
 
 def test_the_version_comes_from_the_image():
     assert settings_from_env({"APP_VERSION": "v2.1"})["APP_VERSION"] == "v2.1"
+
+
+def test_the_outbound_url_is_taken_when_it_is_http():
+    assert settings_from_env({"APP_OUTBOUND_URL": "http://upstream:9000"})["OUTBOUND_URL"] == "http://upstream:9000"
+
+
+@pytest.mark.parametrize("raw", ["file:///etc/passwd", "ftp://upstream/", "upstream:9000"])
+def test_an_outbound_url_that_is_not_http_is_refused(raw):
+    with pytest.raises(ValueError, match="APP_OUTBOUND_URL must be an http"):
+        settings_from_env({"APP_OUTBOUND_URL": raw})
