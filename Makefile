@@ -14,7 +14,7 @@ N ?= 3
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: help up down logs ps build scale rollout nginx-reload test test-unit test-integration prod-up prod-down \
-        docker-host lock clean lint lint-python lint-dockerfiles lint-shell lint-compose
+        docker-host lock clean bench bench-quick lint lint-python lint-dockerfiles lint-shell lint-compose
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,12 @@ test-unit: $(VENV)/.installed ## Unit tests of the app and the gunicorn settings
 
 test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
 	$(PYTHON) -m pytest tests
+
+bench: ## Benchmark every server configuration, direct and behind nginx (about 40 min); report in bench/results/latest
+	bench/run.sh full
+
+bench-quick: ## The benchmark's smoke run (a few minutes): one configuration of each server, short runs
+	bench/run.sh quick
 
 # Each linter is also a target of its own; lint runs them all and reports every failure.
 lint: ## Lint Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint)

@@ -1,0 +1,1 @@
+"""The benchmark: every server configuration, direct and behind nginx, measured side by side."""

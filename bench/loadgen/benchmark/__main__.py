@@ -1,0 +1,75 @@
+"""python -m benchmark --plan full|quick: run a plan, write results.json, report.md and plots."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import docker
+
+from . import plots, report, targets
+from .containers import Containers
+from .plan import make_plan
+from .run import Runner, add_bounds, usable_cores
+
+
+def machine_facts(cores):
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": cores,
+        "memory_gib": round(pages / 2**30),
+        "kernel": f"Linux {platform.release()}",
+        "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), "unknown"),
+        "docker": docker.from_env().version()["Version"],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="benchmark")
+    parser.add_argument("--plan", choices=("full", "quick"), default="quick")
+    parser.add_argument("--duration", type=int, help="seconds of load per measurement (default: the plan's)")
+    parser.add_argument("--out", type=Path, default=Path("/results"))
+    args = parser.parse_args(argv)
+
+    cores = usable_cores()
+    plan = make_plan(args.plan, cores, args.duration)
+    containers = Containers(
+        network=os.environ["BENCH_NETWORK"],
+        servers_image=os.environ["BENCH_SERVERS_IMAGE"],
+        nginx_image=os.environ["BENCH_NGINX_IMAGE"],
+        outbound_url=os.environ["BENCH_OUTBOUND_URL"],
+    )
+    runner = Runner(plan, containers, cores)
+    print(f"benchmark: plan {plan.name}, {runner.progress.total} measurements of {plan.duration}s "
+          f"on {len(plan.servers)} servers, about {runner.progress.estimate_left() / 60:.0f} min", flush=True)
+    rows = add_bounds(runner.run(), plan, cores, runner.compute_ms)
+
+    result = {
+        "machine": machine_facts(cores),
+        "plan": {"name": plan.name, "duration": plan.duration, "clients": list(plan.clients)},
+        "compute_ms": runner.compute_ms or 0.0,
+        "settings": runner.settings,
+        "failures": runner.failures,
+        "rows": rows,
+    }
+    result["targets"] = targets.check_all(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "report.md").write_text(report.render(result))
+    written = plots.plot_all(rows, report.ENDPOINT_TITLES, args.out)
+    print(f"benchmark: wrote results.json, report.md and {len(written)} plots to {args.out}", flush=True)
+    for target in result["targets"]:
+        print(f"  [{report.HOLDS[target['holds']]:>6}] {target['target']}: {target['measured']}", flush=True)
+    if runner.failures:
+        print("benchmark: some servers failed to run:\n  " + "\n  ".join(runner.failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

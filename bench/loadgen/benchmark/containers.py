@@ -1,0 +1,70 @@
+"""Starts and removes the containers under test on the benchmark's compose network."""
+
+import time
+import urllib.error
+import urllib.request
+
+import docker
+
+LABEL = "flask-stack.bench"
+STARTUP_TIMEOUT_S = 60
+
+
+class Containers:
+    """The server under test (network alias `web`) and the nginx in front of it (`nginx`)."""
+
+    def __init__(self, network, servers_image, nginx_image, outbound_url):
+        self.client = docker.from_env()
+        self.network = network
+        self.servers_image = servers_image
+        self.nginx_image = nginx_image
+        self.outbound_url = outbound_url
+
+    def remove_leftovers(self):
+        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            container.remove(force=True)
+
+    def start_server(self, server):
+        env = {"APP_OUTBOUND_URL": self.outbound_url, **server.env}
+        return self._run(self.servers_image, "web", command=list(server.command) if server.command else None, environment=env)
+
+    def start_nginx(self):
+        # The stack's defaults, but no per-client limits: every request comes from one client here.
+        return self._run(self.nginx_image, "nginx", environment={"NGINX_LIMITS": "off"})
+
+    def _run(self, image, alias, **options):
+        container = self.client.containers.create(
+            image, name=f"flask-stack-bench-{alias}", labels={LABEL: "1"}, detach=True, **options,
+        )
+        self.client.networks.get(self.network).connect(container, aliases=[alias])
+        container.start()
+        return container
+
+    def stop(self, container):
+        container.remove(force=True)
+
+
+def wait_until_serving(url, container, timeout=STARTUP_TIMEOUT_S):
+    """Poll url until it answers 200; fail with the container's log if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        container.reload()
+        if container.status == "exited":
+            break
+        time.sleep(0.25)
+    logs = container.logs(tail=30).decode(errors="replace")
+    raise RuntimeError(f"{container.name} did not serve {url} within {timeout}s:\n{logs}")
+
+
+def effective_settings(container):
+    """gunicorn's logged 'effective settings' line, or None for other servers."""
+    for line in container.logs().decode(errors="replace").splitlines():
+        if "effective settings:" in line:
+            return line.split("effective settings:", 1)[1].strip()
+    return None

@@ -1,0 +1,154 @@
+"""What a benchmark run measures: the servers, the endpoints, the client counts and durations."""
+
+from dataclasses import dataclass, field
+
+# The trivial, IO-bound and CPU-bound endpoints, and the wait the IO-bound ones ask for.
+IO_WAIT_MS = 100
+COMPUTE_ROUNDS = 20_000
+STATIC_FILE = "/static/css/site.css"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server configuration of the app, started in the bench servers image."""
+
+    name: str
+    family: str
+    # None: the image's own command (gunicorn with the stack's gunicorn.conf.py).
+    command: tuple = None
+    env: dict = field(default_factory=dict)
+    # Python processes serving requests: the CPU parallelism the GIL leaves.
+    processes: int = 1
+    # Requests served at once; None: one per client (an event loop, or a thread per connection).
+    slots: int = None
+    # One of the configurations the seed articles measured.
+    seed: bool = False
+    # What `docker compose up` runs.
+    default: bool = False
+
+    def __hash__(self):
+        return hash(self.name)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    path: str
+    # Milliseconds each request waits on IO (the sleep and the upstream call).
+    io_ms: int = 0
+    # CPU-bound: its bound is the measured cost of one request on each usable core.
+    cpu_bound: bool = False
+    # For the mixed workload: weight:path pairs for wrk/mixed.lua.
+    mix: tuple = ()
+
+
+TRIVIAL = Endpoint("trivial", "/healthz")
+SLEEP = Endpoint("sleep", f"/api/sleep/{IO_WAIT_MS}", io_ms=IO_WAIT_MS)
+OUTBOUND = Endpoint("outbound", f"/api/outbound/{IO_WAIT_MS}", io_ms=IO_WAIT_MS)
+COMPUTE = Endpoint("compute", f"/api/compute/{COMPUTE_ROUNDS}", cpu_bound=True)
+# A day of a typical API: mostly quick answers, some waiting on IO, a little CPU work.
+MIXED = Endpoint("mixed", "/", mix=(
+    "50:/healthz",
+    "20:/api/sleep/50",
+    "20:/api/outbound/50",
+    "10:/api/compute/5000",
+))
+
+
+def gunicorn(worker_class, workers, threads=1, *, seed=True, default=False):
+    name = f"gunicorn {worker_class} w{workers}" + (f" t{threads}" if worker_class == "gthread" else "")
+    if worker_class == "gevent":
+        slots = None
+    else:
+        slots = workers * threads
+    env = {"GUNICORN_WORKER_CLASS": worker_class, "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads)}
+    return Server(name, "gunicorn", env=env, processes=workers, slots=slots, seed=seed, default=default)
+
+
+def default_server(cpus):
+    """What compose runs: no GUNICORN_* variable set, so gunicorn_settings.py decides."""
+    server = gunicorn("gevent", cpus, seed=False, default=True)
+    return Server(f"{server.name} (default)", "gunicorn", env={}, processes=cpus, slots=None, default=True)
+
+
+def flask_dev():
+    command = ("flask", "--app", "app.wsgi:application", "run", "--host", "0.0.0.0", "--port", "8000", "--with-threads")
+    return Server("flask dev server (threaded)", "flask-dev", command=command, seed=True)
+
+
+def waitress(threads):
+    command = ("waitress-serve", "--listen=0.0.0.0:8000", f"--threads={threads}", "app.wsgi:application")
+    return Server(f"waitress t{threads}", "waitress", command=command, slots=threads, seed=True)
+
+
+def uwsgi(processes, threads):
+    command = (
+        "uwsgi", "--http-socket", ":8000", "--module", "app.wsgi:application", "--master",
+        "--processes", str(processes), "--threads", str(threads),
+        # uWSGI otherwise reloads on SIGTERM instead of stopping.
+        "--die-on-term",
+    )
+    name = f"uwsgi p{processes}" + (f" t{threads}" if threads > 1 else "")
+    return Server(name, "uwsgi", command=command, processes=processes, slots=processes * threads, seed=True)
+
+
+def uvicorn(workers):
+    command = ("uvicorn", "asgi_reference:app", "--host", "0.0.0.0", "--port", "8000", "--workers", str(workers))
+    return Server(f"uvicorn+starlette w{workers} (ASGI reference)", "uvicorn", command=command, processes=workers)
+
+
+def seed_gunicorn_matrix():
+    """The seed's -k sync/gevent x -w 1,2,4 x --threads 1,2,4 (gunicorn runs sync with threads as gthread)."""
+    servers = []
+    for workers in (1, 2, 4):
+        servers.append(gunicorn("sync", workers))
+        servers += [gunicorn("gthread", workers, threads) for threads in (2, 4)]
+        servers.append(gunicorn("gevent", workers))
+    return servers
+
+
+def full_servers(cpus):
+    default = default_server(cpus)
+    matrix = [s for s in seed_gunicorn_matrix() if s.env != {**gunicorn("gevent", cpus).env}]
+    return [flask_dev(), waitress(4), waitress(10), uwsgi(4, 1), uwsgi(1, 4), *matrix, default, uvicorn(cpus)]
+
+
+def quick_servers(cpus):
+    return [flask_dev(), waitress(4), uwsgi(4, 1), gunicorn("sync", 4), gunicorn("gthread", 2, 4), default_server(cpus), uvicorn(cpus)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    servers: tuple
+    endpoints: tuple
+    clients: tuple
+    mixed_clients: tuple
+    # Seconds of load per measurement, and of warm-up after each server starts.
+    duration: int
+    warmup: int
+    vias: tuple = ("direct", "nginx")
+
+    def measurements(self):
+        """Every (server, via, endpoint, clients) the plan measures, in run order, static ones aside."""
+        for server in self.servers:
+            for via in self.vias:
+                for endpoint in self.endpoints:
+                    for clients in self.clients:
+                        yield server, via, endpoint, clients
+                for clients in self.mixed_clients:
+                    yield server, via, MIXED, clients
+
+    def static_measurements(self):
+        """The static file three ways, and nginx's own answer, measured with the default server."""
+        return [(name, clients) for name in ("nginx static", "flask static", "nginx return 200") for clients in self.clients]
+
+
+def make_plan(name, cpus, duration=None):
+    if name == "full":
+        return Plan("full", tuple(full_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
+                    clients=(16, 64, 256, 1000), mixed_clients=(64,), duration=duration or 3, warmup=1)
+    if name == "quick":
+        return Plan("quick", tuple(quick_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
+                    clients=(64, 1000), mixed_clients=(64,), duration=duration or 1, warmup=1)
+    raise ValueError(f"unknown plan {name!r}: full or quick")

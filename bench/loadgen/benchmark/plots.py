@@ -1,0 +1,54 @@
+"""One PNG per endpoint: requests/s and p99 latency by configuration, direct and behind nginx."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 the backend is chosen first: there is no screen
+
+COLORS = {"direct": "#4c72b0", "nginx": "#dd8452"}
+
+
+def plot_endpoint(rows, endpoint, title, path):
+    these = [row for row in rows if row["endpoint"] == endpoint]
+    servers = list(dict.fromkeys(row["server"] for row in these))
+    clients = sorted({row["clients"] for row in these})
+    vias = [via for via in COLORS if any(row["via"] == via for row in these)]
+    height = max(3.0, 0.32 * len(servers) * len(vias) + 1.5)
+    figure, axes = plt.subplots(2, len(clients), figsize=(4.2 * len(clients) + 2.5, 2 * height), squeeze=False)
+    bar = 0.8 / len(vias)
+    for column, count in enumerate(clients):
+        for line, (metric, label) in enumerate((("rps", "requests/s"), ("p99_ms", "p99 latency (ms)"))):
+            axis = axes[line][column]
+            for offset, via in enumerate(vias):
+                values = []
+                for server in servers:
+                    row = next((r for r in these if r["server"] == server and r["via"] == via and r["clients"] == count), None)
+                    values.append(row[metric] if row else 0)
+                positions = [i + offset * bar for i in range(len(servers))]
+                axis.barh(positions, values, height=bar, color=COLORS[via], label=via)
+                if metric == "rps":
+                    for position, server in zip(positions, servers, strict=True):
+                        row = next((r for r in these if r["server"] == server and r["via"] == via and r["clients"] == count), None)
+                        if row and row.get("bound_rps"):
+                            axis.plot([row["bound_rps"]] * 2, [position - bar / 2, position + bar / 2], color="black", linewidth=1.5)
+            axis.set_yticks([i + bar * (len(vias) - 1) / 2 for i in range(len(servers))])
+            axis.set_yticklabels(servers if column == 0 else [], fontsize=8)
+            axis.invert_yaxis()
+            axis.set_title(f"{count} clients: {label}", fontsize=9)
+            axis.grid(axis="x", alpha=0.3)
+            axis.tick_params(axis="x", labelsize=8)
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"{title}   (black tick: theoretical bound)", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def plot_all(rows, titles, folder):
+    written = []
+    for endpoint, title in titles.items():
+        if any(row["endpoint"] == endpoint for row in rows):
+            path = folder / f"{endpoint}.png"
+            plot_endpoint(rows, endpoint, title.replace("`", ""), path)
+            written.append(path)
+    return written

@@ -1,0 +1,94 @@
+"""The run as markdown: the targets, the seed's claims, then every measurement by endpoint."""
+
+from .targets import find
+
+ENDPOINT_TITLES = {
+    "trivial": "Trivial endpoint (`GET /healthz`)",
+    "sleep": "IO-bound: `GET /api/sleep/100`",
+    "outbound": "IO-bound over the network: `GET /api/outbound/100` (an upstream that waits 100 ms)",
+    "compute": "CPU-bound: `GET /api/compute/20000` (20,000 sha256 rounds)",
+    "mixed": "Mixed workload (50% trivial, 20% sleep/50, 20% outbound/50, 10% compute/5000)",
+    "static": "Static file (`site.css`) via nginx and via Flask, and nginx's own `return 200`",
+}
+HOLDS = {True: "yes", False: "**no**", None: "n/a"}
+
+
+def cell(row):
+    if row is None:
+        return ""
+    text = f"{row['rps']:,.0f} · {row['p99_ms']:,.0f} ms"
+    if row.get("fraction") is not None:
+        text += f" · {row['fraction']:.0%}"
+    errors = sum(row["errors"].values())
+    if errors:
+        text += f" · {errors:,} err"
+    return text
+
+
+def claims(rows):
+    """The seed articles' claims next to what this run measured."""
+    lines = []
+    asgi = next((r for r in rows if r["family"] == "uvicorn" and r["endpoint"] == "trivial"
+                 and r["via"] == "nginx" and r["clients"] == 64), None)
+    uwsgi = find(rows, "trivial", 64, "nginx", server="uwsgi p4")
+    default = find(rows, "trivial", 64, "nginx", default=True)
+    if asgi and uwsgi and uwsgi["rps"]:
+        lines.append(f"- \"ASGI is 8x faster than uWSGI + nginx + Flask\": uvicorn+Starlette behind nginx did "
+                     f"{asgi['rps'] / uwsgi['rps']:.1f}x uWSGI (4 processes) behind nginx on the trivial endpoint, 64 clients.")
+    if asgi and default and default["rps"]:
+        lines.append(f"- The same ASGI reference vs this stack's default configuration: {asgi['rps'] / default['rps']:.1f}x.")
+    dev = find(rows, "sleep", 64, "direct", server="flask dev server (threaded)")
+    if dev and default:
+        lines.append(f"- \"Flask's own server is not for production\": threaded, it kept up on sleep/100 at 64 clients "
+                     f"({dev['rps']:,.0f} rps); see the errors column at 1000 clients and the README for what it lacks.")
+    return lines
+
+
+def render(result):
+    rows, plan = result["rows"], result["plan"]
+    machine = result["machine"]
+    out = [
+        f"# Benchmark report: plan `{plan['name']}`",
+        "",
+        f"Run on {machine['date']}: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['kernel']}, "
+        f"Docker {machine['docker']}. Load generator: wrk ({plan['duration']}s per measurement, keep-alive "
+        f"connections = clients), in a container on the benchmark's compose network like every server.",
+        f"One compute request costs {result['compute_ms']:.2f} ms of CPU (measured, one at a time).",
+        "",
+        "## Targets",
+        "",
+        "| target | wanted | measured | holds |",
+        "| --- | --- | --- | --- |",
+    ]
+    out += [f"| {t['target']} | {t['wanted']} | {t['measured']} | {HOLDS[t['holds']]} |" for t in result["targets"]]
+    if result["failures"]:
+        out += ["", "Servers that failed to run:", ""] + [f"- {failure}" for failure in result["failures"]]
+    out += ["", "## The seed articles' claims", ""] + (claims(rows) or ["- not measured in this plan"])
+    out += ["", "## Every measurement", "",
+            "Each cell: requests/s · p99 latency · fraction of the theoretical bound (where one applies) · errors."]
+    for endpoint, title in ENDPOINT_TITLES.items():
+        these = [row for row in rows if row["endpoint"] == endpoint]
+        if not these:
+            continue
+        clients = sorted({row["clients"] for row in these})
+        out += ["", f"### {title}", "", "| server | via | " + " | ".join(f"{c} clients" for c in clients) + " |",
+                "| --- | --- | " + " | ".join("---" for _ in clients) + " |"]
+        seen = []
+        for row in these:
+            if (row["server"], row["via"]) not in seen:
+                seen.append((row["server"], row["via"]))
+        for server, via in seen:
+            cells = [cell(next((r for r in these if r["server"] == server and r["via"] == via and r["clients"] == c), None))
+                     for c in clients]
+            name = f"**{server}**" if any(r["default"] for r in these if r["server"] == server) else server
+            out.append(f"| {name} | {via} | " + " | ".join(cells) + " |")
+    short = [row for row in rows if row["seed"] and row.get("shortfall")]
+    if short:
+        out += ["", "## Seed configurations below 90% of their bound, and why", ""]
+        out += [f"- {row['server']}, {row['via']}, {row['endpoint']}, {row['clients']} clients: "
+                f"{row['fraction']:.0%} of {row['bound_rps']:,.0f} rps. {row['shortfall']}." for row in short]
+    settings = {name: line for name, line in result["settings"].items() if line}
+    if settings:
+        out += ["", "## gunicorn's effective settings, as each server logged them", ""]
+        out += [f"- {name}: `{line}`" for name, line in settings.items()]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,147 @@
+"""Runs a plan: each server alone on the machine, measured direct and behind nginx."""
+
+import json
+import os
+import statistics
+import urllib.error
+import urllib.request
+
+from . import bounds, wrk
+from .containers import Containers, effective_settings, wait_until_serving
+from .plan import COMPUTE, STATIC_FILE, TRIVIAL
+from .progress import Progress
+
+WEB = "http://web:8000"
+NGINX = "http://nginx:8080"
+NGINX_RETURN_200 = "http://nginx:8081/"
+STATIC_URLS = {
+    "nginx static": ("nginx", NGINX + STATIC_FILE),
+    "flask static": ("direct", WEB + STATIC_FILE),
+    "nginx return 200": ("nginx", NGINX_RETURN_200),
+}
+
+
+def usable_cores():
+    return len(os.sched_getaffinity(0))
+
+
+def measure_compute_ms(samples=15):
+    """The median time of one compute request's work, by the app's own clock, one at a time."""
+    times = []
+    for _ in range(samples):
+        with urllib.request.urlopen(WEB + COMPUTE.path, timeout=30) as response:
+            times.append(json.load(response)["elapsed_ms"])
+    return statistics.median(times)
+
+
+class Runner:
+    def __init__(self, plan, containers: Containers, cores):
+        self.plan = plan
+        self.containers = containers
+        self.cores = cores
+        self.rows = []
+        self.settings = {}
+        self.failures = []
+        self.compute_ms = None
+        points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
+        self.progress = Progress(points, plan.duration + 1)
+
+    def run(self):
+        self.containers.remove_leftovers()
+        for server in self.plan.servers:
+            try:
+                self.run_server(server)
+            except Exception as error:  # noqa: BLE001 one server that will not start must not end the run
+                self.failures.append(f"{server.name}: {error}")
+                print(f"!! {server.name}: {error}", flush=True)
+            finally:
+                self.containers.remove_leftovers()
+        return self.rows
+
+    def run_server(self, server):
+        for via in self.plan.vias:
+            base, web = self.deploy(server, via)
+            for _server, _via, endpoint, clients in self.points_of(server, via):
+                measured = wrk.run(base + endpoint.path, clients, self.plan.duration, endpoint.mix)
+                self.record(server, via, endpoint.name, clients, measured)
+                if not answers_at_once(base + TRIVIAL.path):
+                    # Still busy with requests the last clients left queued: start afresh, so
+                    # the next measurement does not pay for them.
+                    self.containers.remove_leftovers()
+                    base, web = self.deploy(server, via)
+            if server.default and via == "nginx":
+                for name, clients in self.plan.static_measurements():
+                    static_via, url = STATIC_URLS[name]
+                    measured = wrk.run(url, clients, self.plan.duration)
+                    self.record_static(name, static_via, clients, measured)
+            self.settings[server.name] = effective_settings(web)
+            self.containers.remove_leftovers()
+
+    def deploy(self, server, via):
+        """Start the server (and nginx in front of it), wait until it serves, warm it up."""
+        web = self.containers.start_server(server)
+        wait_until_serving(WEB + TRIVIAL.path, web)
+        if server.default and self.compute_ms is None:
+            self.compute_ms = measure_compute_ms()
+        base = WEB
+        if via == "nginx":
+            nginx = self.containers.start_nginx()
+            wait_until_serving(NGINX + TRIVIAL.path, nginx)
+            base = NGINX
+        wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)
+        return base, web
+
+    def points_of(self, server, via):
+        return [p for p in self.plan.measurements() if p[0] == server and p[1] == via]
+
+    def record(self, server, via, endpoint, clients, measured):
+        row = {"server": server.name, "family": server.family, "seed": server.seed, "default": server.default,
+               "via": via, "endpoint": endpoint, "clients": clients, **measured}
+        self.rows.append(row)
+        self.progress.step(f"{server.name} {via} {endpoint} c={clients}", outcome(measured))
+
+    def record_static(self, name, via, clients, measured):
+        row = {"server": name, "family": "static", "seed": False, "default": False,
+               "via": via, "endpoint": "static", "clients": clients, **measured}
+        self.rows.append(row)
+        self.progress.step(f"{name} c={clients}", outcome(measured))
+
+
+def answers_at_once(url, timeout=1.0):
+    """True when an idle request is answered within `timeout` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def outcome(measured):
+    errors = sum(measured["errors"].values())
+    return f"{measured['rps']:>8.0f} rps  p99 {measured['p99_ms']:>7.1f} ms" + (f"  {errors} errors" if errors else "")
+
+
+def add_bounds(rows, plan, cores, compute_ms):
+    """Give each row its theoretical bound, the fraction of it achieved, and a reason if short."""
+    servers = {server.name: server for server in plan.servers}
+    endpoints = {endpoint.name: endpoint for endpoint in plan.endpoints}
+    ceilings = {}
+    for row in rows:
+        if row["endpoint"] == TRIVIAL.name:
+            key = (row["server"], row["via"])
+            ceilings[key] = max(ceilings.get(key, 0), row["rps"])
+    for row in rows:
+        server, endpoint = servers.get(row["server"]), endpoints.get(row["endpoint"])
+        bound = kind = None
+        if server and endpoint and (compute_ms or not endpoint.cpu_bound):
+            bound, kind = bounds.bound_for(server, endpoint, row["clients"], cores=cores, compute_ms=compute_ms,
+                                           cpu_ceiling=ceilings.get((row["server"], row["via"])))
+        row["bound_rps"] = bound
+        row["bound_kind"] = kind
+        row["fraction"] = row["rps"] / bound if bound else None
+        queued_too_long = bool(
+            server and endpoint and endpoint.io_ms and server.slots
+            and row["clients"] / server.slots * endpoint.io_ms / 1000 > plan.duration / 2
+        )
+        row["shortfall"] = bounds.shortfall_reason(row, queued_too_long)
+    return rows

@@ -1,0 +1,98 @@
+"""The issue's targets, checked against one run's rows."""
+
+from .bounds import NEAR_BOUND
+
+FULL_STACK_MIN = 0.90
+STATIC_VS_FLASK_MIN = 10.0
+STATIC_VS_RETURN_200_MIN = 0.5
+SLEEP_FRACTION_MIN = 0.90
+SLEEP_P99_MAX_MS = 250
+MIXED_WITHIN = 0.05
+
+
+def find(rows, endpoint, clients, via, *, server=None, default=False):
+    for row in rows:
+        if (row["endpoint"] == endpoint and row["clients"] == clients and row["via"] == via
+                and (row["default"] if default else row["server"] == server)):
+            return row
+    return None
+
+
+def check(name, holds, measured, target):
+    return {"target": name, "holds": holds, "measured": measured, "wanted": target}
+
+
+def not_measured(name, target):
+    return check(name, None, "not measured in this plan", target)
+
+
+def full_stack_vs_direct(rows):
+    name, wanted = "Full stack vs the same gunicorn direct (trivial, 64 clients)", f">= {FULL_STACK_MIN:.2f}"
+    direct, nginx = find(rows, "trivial", 64, "direct", default=True), find(rows, "trivial", 64, "nginx", default=True)
+    if not (direct and nginx and direct["rps"]):
+        return not_measured(name, wanted)
+    ratio = nginx["rps"] / direct["rps"]
+    return check(name, ratio >= FULL_STACK_MIN, f"{ratio:.2f} ({nginx['rps']:.0f} / {direct['rps']:.0f} rps)", wanted)
+
+
+def static_ratios(rows):
+    nginx = find(rows, "static", 64, "nginx", server="nginx static")
+    flask = find(rows, "static", 64, "direct", server="flask static")
+    plain = find(rows, "static", 64, "nginx", server="nginx return 200")
+    checks = []
+    name, wanted = "Static file: nginx vs Flask through gunicorn (64 clients)", f">= {STATIC_VS_FLASK_MIN:.0f}x"
+    if nginx and flask and flask["rps"]:
+        ratio = nginx["rps"] / flask["rps"]
+        checks.append(check(name, ratio >= STATIC_VS_FLASK_MIN, f"{ratio:.1f}x ({nginx['rps']:.0f} / {flask['rps']:.0f} rps)", wanted))
+    else:
+        checks.append(not_measured(name, wanted))
+    name, wanted = "Static file via nginx vs nginx's own return 200 (64 clients)", f">= {STATIC_VS_RETURN_200_MIN}"
+    if nginx and plain and plain["rps"]:
+        ratio = nginx["rps"] / plain["rps"]
+        checks.append(check(name, ratio >= STATIC_VS_RETURN_200_MIN, f"{ratio:.2f} ({nginx['rps']:.0f} / {plain['rps']:.0f} rps)", wanted))
+    else:
+        checks.append(not_measured(name, wanted))
+    return checks
+
+
+def sleep_at_1000(rows):
+    name = "/api/sleep/100, 1000 clients, default configuration (full stack)"
+    wanted = f">= {SLEEP_FRACTION_MIN:.2f} of bound, 0 errors, p99 <= {SLEEP_P99_MAX_MS} ms"
+    row = find(rows, "sleep", 1000, "nginx", default=True)
+    if not row or row["fraction"] is None:
+        return not_measured(name, wanted)
+    errors = sum(row["errors"].values())
+    holds = row["fraction"] >= SLEEP_FRACTION_MIN and errors == 0 and row["p99_ms"] <= SLEEP_P99_MAX_MS
+    measured = (f"{row['fraction']:.2f} of {row['bound_rps']:.0f} rps ({row['bound_kind']} bound), "
+                f"{errors} errors, p99 {row['p99_ms']:.0f} ms")
+    return check(name, holds, measured, wanted)
+
+
+def seed_rows_near_bound(rows):
+    name = "Seed configurations within 10% of their bound, or the report says why"
+    bounded = [row for row in rows if row["seed"] and row["fraction"] is not None]
+    if not bounded:
+        return not_measured(name, f">= {NEAR_BOUND:.2f}")
+    near = [row for row in bounded if row["fraction"] >= NEAR_BOUND]
+    unexplained = [row for row in bounded if row["fraction"] < NEAR_BOUND and not row["shortfall"]]
+    measured = f"{len(near)} of {len(bounded)} rows within 10%; the other {len(bounded) - len(near)} say why below"
+    return check(name, not unexplained, measured, f">= {NEAR_BOUND:.2f} or a reason")
+
+
+def mixed_default_is_best(rows):
+    name = "Mixed workload: the default configuration vs the best Flask configuration (full stack, 64 clients)"
+    wanted = f"within {MIXED_WITHIN:.0%} of the best"
+    candidates = [row for row in rows if row["endpoint"] == "mixed" and row["via"] == "nginx"
+                  and row["clients"] == 64 and row["family"] != "uvicorn"]
+    default = next((row for row in candidates if row["default"]), None)
+    if not default or not candidates:
+        return not_measured(name, wanted)
+    best = max(candidates, key=lambda row: row["rps"])
+    ratio = default["rps"] / best["rps"] if best["rps"] else 0
+    measured = f"{ratio:.2f} of the best ({default['rps']:.0f} rps; best: {best['server']}, {best['rps']:.0f} rps)"
+    return check(name, ratio >= 1 - MIXED_WITHIN, measured, wanted)
+
+
+def check_all(rows):
+    return [full_stack_vs_direct(rows), *static_ratios(rows), sleep_at_1000(rows),
+            seed_rows_near_bound(rows), mixed_default_is_best(rows)]

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the stack's and the benchmark's images, runs a plan (quick or full) and always
+# removes what it started. Results: bench/results/latest/ (report.md, results.json, *.png).
+set -o errexit -o pipefail -o nounset
+cd "$(dirname "$0")/.."
+
+plan=${1:-quick}
+bench=(docker compose --file bench/compose.yaml)
+
+cleanup() {
+  docker ps --all --quiet --filter label=flask-stack.bench | xargs --no-run-if-empty docker rm --force >/dev/null
+  "${bench[@]}" --profile run --profile build down --remove-orphans >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# The stack's images first: the benchmark's servers and nginx are built on top of them.
+docker compose build web nginx
+"${bench[@]}" --profile run --profile build build
+mkdir -p bench/results/latest
+"${bench[@]}" run --rm loadgen --plan "$plan" ${BENCH_DURATION:+--duration "$BENCH_DURATION"}
