@@ -7,7 +7,7 @@ PROD_COMPOSE := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
-DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile $(wildcard scripts/docker-host/stand-ins/*.Dockerfile)
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard scripts/docker-host/stand-ins/*.Dockerfile)
 SHELL_SCRIPTS = $(shell git ls-files '*.sh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
@@ -51,8 +51,8 @@ prod-down: ## Stop the production-overlay stack
 
 test: test-unit test-integration ## Run every test: unit, then integration against the composed stack
 
-test-unit: $(VENV)/.installed ## Unit tests of the app and the gunicorn settings (no Docker needed)
-	$(PYTHON) -m pytest services/web/tests
+test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings and the benchmark's logic (no Docker needed)
+	$(PYTHON) -m pytest services/web/tests bench/tests
 
 test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
 	$(PYTHON) -m pytest tests

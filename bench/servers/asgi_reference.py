@@ -53,7 +53,8 @@ async def outbound(request):
     except httpx.HTTPError as error:
         return JSONResponse({"error": "bad_gateway", "message": str(error)}, status_code=502)
     if response.status_code != 200:
-        return JSONResponse({"error": "bad_gateway", "message": f"the upstream answered {response.status_code}"}, status_code=502)
+        message = f"the upstream answered {response.status_code}"
+        return JSONResponse({"error": "bad_gateway", "message": message}, status_code=502)
     return JSONResponse({
         "upstream_status": response.status_code,
         "waited_ms": wait_ms,

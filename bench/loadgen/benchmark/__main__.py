@@ -31,7 +31,7 @@ def machine_facts(cores):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="benchmark")
-    parser.add_argument("--plan", choices=("full", "quick"), default="quick")
+    parser.add_argument("--plan", choices=("full", "quick", "tuning"), default="quick")
     parser.add_argument("--duration", type=int, help="seconds of load per measurement (default: the plan's)")
     parser.add_argument("--out", type=Path, default=Path("/results"))
     args = parser.parse_args(argv)

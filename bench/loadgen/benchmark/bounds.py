@@ -38,14 +38,17 @@ def shortfall_reason(row, clients_waiting_beyond_run=False):
     reasons = []
     errors = row["errors"]
     if errors["connect"]:
-        reasons.append(f"{errors['connect']} connections refused or reset: the server's accept queue or connection limit is smaller than {row['clients']} clients")
+        reasons.append(f"{errors['connect']} connections refused or reset: the server's accept queue "
+                       f"or connection limit is smaller than {row['clients']} clients")
     if errors["read"] or errors["write"]:
         reasons.append(f"{errors['read'] + errors['write']} connections dropped mid-request")
     if errors["status"]:
         reasons.append(f"{errors['status']} error responses")
     if errors["timeout"]:
         reasons.append(f"{errors['timeout']} requests timed out")
-    if clients_waiting_beyond_run:
+    if row.get("requests") == 0:
+        reasons.append("no request completed within the run: each waited behind too many others")
+    elif clients_waiting_beyond_run:
         reasons.append("most requests queued longer than the run lasted, so few completed")
     if row["bound_kind"] == "cpu":
         reasons.append("CPU-bound: the 2 cores are shared with the load generator"

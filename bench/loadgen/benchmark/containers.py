@@ -26,11 +26,12 @@ class Containers:
 
     def start_server(self, server):
         env = {"APP_OUTBOUND_URL": self.outbound_url, **server.env}
-        return self._run(self.servers_image, "web", command=list(server.command) if server.command else None, environment=env)
+        command = list(server.command) if server.command else None
+        return self._run(self.servers_image, "web", command=command, environment=env)
 
-    def start_nginx(self):
+    def start_nginx(self, server):
         # The stack's defaults, but no per-client limits: every request comes from one client here.
-        return self._run(self.nginx_image, "nginx", environment={"NGINX_LIMITS": "off"})
+        return self._run(self.nginx_image, "nginx", environment={"NGINX_LIMITS": "off", **server.nginx_env})
 
     def _run(self, image, alias, **options):
         container = self.client.containers.create(

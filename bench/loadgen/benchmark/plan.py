@@ -25,6 +25,8 @@ class Server:
     seed: bool = False
     # What `docker compose up` runs.
     default: bool = False
+    # Settings of the nginx in front of it, beyond the stack's defaults.
+    nginx_env: dict = field(default_factory=dict)
 
     def __hash__(self):
         return hash(self.name)
@@ -57,10 +59,8 @@ MIXED = Endpoint("mixed", "/", mix=(
 
 def gunicorn(worker_class, workers, threads=1, *, seed=True, default=False):
     name = f"gunicorn {worker_class} w{workers}" + (f" t{threads}" if worker_class == "gthread" else "")
-    if worker_class == "gevent":
-        slots = None
-    else:
-        slots = workers * threads
+    # A gevent worker takes a greenlet per connection: no fixed number of slots.
+    slots = None if worker_class == "gevent" else workers * threads
     env = {"GUNICORN_WORKER_CLASS": worker_class, "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads)}
     return Server(name, "gunicorn", env=env, processes=workers, slots=slots, seed=seed, default=default)
 
@@ -83,7 +83,8 @@ def waitress(threads):
 
 def uwsgi(processes, threads):
     command = (
-        "uwsgi", "--http-socket", ":8000", "--module", "app.wsgi:application", "--master",
+        # The HTTP/1.1 socket keeps connections alive, like every other server here.
+        "uwsgi", "--http11-socket", ":8000", "--module", "app.wsgi:application", "--master",
         "--processes", str(processes), "--threads", str(threads),
         # uWSGI otherwise reloads on SIGTERM instead of stopping.
         "--die-on-term",
@@ -114,7 +115,20 @@ def full_servers(cpus):
 
 
 def quick_servers(cpus):
-    return [flask_dev(), waitress(4), uwsgi(4, 1), gunicorn("sync", 4), gunicorn("gthread", 2, 4), default_server(cpus), uvicorn(cpus)]
+    return [flask_dev(), waitress(4), uwsgi(4, 1), gunicorn("sync", 4), gunicorn("gthread", 2, 4),
+            default_server(cpus), uvicorn(cpus)]
+
+
+def tuning_variants(cpus):
+    """The default configuration, then the same with one tuning undone at a time."""
+    default = default_server(cpus)
+    variants = {
+        "GUNICORN_MAX_REQUESTS=0": ({"GUNICORN_MAX_REQUESTS": "0"}, {}),
+    }
+    return [default] + [
+        Server(f"default, but {name}", "gunicorn", env=env, processes=cpus, nginx_env=nginx_env)
+        for name, (env, nginx_env) in variants.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -141,7 +155,8 @@ class Plan:
 
     def static_measurements(self):
         """The static file three ways, and nginx's own answer, measured with the default server."""
-        return [(name, clients) for name in ("nginx static", "flask static", "nginx return 200") for clients in self.clients]
+        names = ("nginx static", "flask static", "nginx return 200")
+        return [(name, clients) for name in names for clients in self.clients]
 
 
 def make_plan(name, cpus, duration=None):
@@ -151,4 +166,7 @@ def make_plan(name, cpus, duration=None):
     if name == "quick":
         return Plan("quick", tuple(quick_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
                     clients=(64, 1000), mixed_clients=(64,), duration=duration or 1, warmup=1)
-    raise ValueError(f"unknown plan {name!r}: full or quick")
+    if name == "tuning":
+        return Plan("tuning", tuple(tuning_variants(cpus)), (TRIVIAL, SLEEP),
+                    clients=(64, 1000), mixed_clients=(64,), duration=duration or 3, warmup=1)
+    raise ValueError(f"unknown plan {name!r}: full, quick or tuning")

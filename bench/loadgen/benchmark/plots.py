@@ -3,7 +3,9 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 the backend is chosen first: there is no screen
+import matplotlib.pyplot as plt
+
+from .report import pick
 
 COLORS = {"direct": "#4c72b0", "nginx": "#dd8452"}
 
@@ -22,15 +24,16 @@ def plot_endpoint(rows, endpoint, title, path):
             for offset, via in enumerate(vias):
                 values = []
                 for server in servers:
-                    row = next((r for r in these if r["server"] == server and r["via"] == via and r["clients"] == count), None)
+                    row = pick(these, server, via, count)
                     values.append(row[metric] if row else 0)
                 positions = [i + offset * bar for i in range(len(servers))]
                 axis.barh(positions, values, height=bar, color=COLORS[via], label=via)
                 if metric == "rps":
                     for position, server in zip(positions, servers, strict=True):
-                        row = next((r for r in these if r["server"] == server and r["via"] == via and r["clients"] == count), None)
+                        row = pick(these, server, via, count)
                         if row and row.get("bound_rps"):
-                            axis.plot([row["bound_rps"]] * 2, [position - bar / 2, position + bar / 2], color="black", linewidth=1.5)
+                            tick = [position - bar / 2, position + bar / 2]
+                            axis.plot([row["bound_rps"]] * 2, tick, color="black", linewidth=1.5)
             axis.set_yticks([i + bar * (len(vias) - 1) / 2 for i in range(len(servers))])
             axis.set_yticklabels(servers if column == 0 else [], fontsize=8)
             axis.invert_yaxis()

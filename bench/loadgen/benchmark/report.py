@@ -13,6 +13,11 @@ ENDPOINT_TITLES = {
 HOLDS = {True: "yes", False: "**no**", None: "n/a"}
 
 
+def pick(rows, server, via, clients):
+    """The row of one server, path and client count, or None."""
+    return next((r for r in rows if r["server"] == server and r["via"] == via and r["clients"] == clients), None)
+
+
 def cell(row):
     if row is None:
         return ""
@@ -34,13 +39,15 @@ def claims(rows):
     default = find(rows, "trivial", 64, "nginx", default=True)
     if asgi and uwsgi and uwsgi["rps"]:
         lines.append(f"- \"ASGI is 8x faster than uWSGI + nginx + Flask\": uvicorn+Starlette behind nginx did "
-                     f"{asgi['rps'] / uwsgi['rps']:.1f}x uWSGI (4 processes) behind nginx on the trivial endpoint, 64 clients.")
+                     f"{asgi['rps'] / uwsgi['rps']:.1f}x uWSGI (4 processes) behind nginx on the trivial endpoint, "
+                     "64 clients.")
     if asgi and default and default["rps"]:
-        lines.append(f"- The same ASGI reference vs this stack's default configuration: {asgi['rps'] / default['rps']:.1f}x.")
+        lines.append("- The same ASGI reference vs this stack's default configuration: "
+                     f"{asgi['rps'] / default['rps']:.1f}x.")
     dev = find(rows, "sleep", 64, "direct", server="flask dev server (threaded)")
     if dev and default:
         lines.append(f"- \"Flask's own server is not for production\": threaded, it kept up on sleep/100 at 64 clients "
-                     f"({dev['rps']:,.0f} rps); see the errors column at 1000 clients and the README for what it lacks.")
+                     f"({dev['rps']:,.0f} rps); see its errors at 1000 clients, and the README for what it lacks.")
     return lines
 
 
@@ -78,8 +85,7 @@ def render(result):
             if (row["server"], row["via"]) not in seen:
                 seen.append((row["server"], row["via"]))
         for server, via in seen:
-            cells = [cell(next((r for r in these if r["server"] == server and r["via"] == via and r["clients"] == c), None))
-                     for c in clients]
+            cells = [cell(pick(these, server, via, count)) for count in clients]
             name = f"**{server}**" if any(r["default"] for r in these if r["server"] == server) else server
             out.append(f"| {name} | {via} | " + " | ".join(cells) + " |")
     short = [row for row in rows if row["seed"] and row.get("shortfall")]

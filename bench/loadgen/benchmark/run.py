@@ -3,6 +3,7 @@
 import json
 import os
 import statistics
+import time
 import urllib.error
 import urllib.request
 
@@ -11,6 +12,9 @@ from .containers import Containers, effective_settings, wait_until_serving
 from .plan import COMPUTE, STATIC_FILE, TRIVIAL
 from .progress import Progress
 
+# An idle server answers the trivial endpoint within this; wait this long for it to be idle.
+QUICK_ANSWER_S = 0.05
+SETTLE_TIMEOUT_S = 10
 WEB = "http://web:8000"
 NGINX = "http://nginx:8080"
 NGINX_RETURN_200 = "http://nginx:8081/"
@@ -51,7 +55,7 @@ class Runner:
         for server in self.plan.servers:
             try:
                 self.run_server(server)
-            except Exception as error:  # noqa: BLE001 one server that will not start must not end the run
+            except Exception as error:
                 self.failures.append(f"{server.name}: {error}")
                 print(f"!! {server.name}: {error}", flush=True)
             finally:
@@ -64,7 +68,7 @@ class Runner:
             for _server, _via, endpoint, clients in self.points_of(server, via):
                 measured = wrk.run(base + endpoint.path, clients, self.plan.duration, endpoint.mix)
                 self.record(server, via, endpoint.name, clients, measured)
-                if not answers_at_once(base + TRIVIAL.path):
+                if not settles(base + TRIVIAL.path):
                     # Still busy with requests the last clients left queued: start afresh, so
                     # the next measurement does not pay for them.
                     self.containers.remove_leftovers()
@@ -85,7 +89,7 @@ class Runner:
             self.compute_ms = measure_compute_ms()
         base = WEB
         if via == "nginx":
-            nginx = self.containers.start_nginx()
+            nginx = self.containers.start_nginx(server)
             wait_until_serving(NGINX + TRIVIAL.path, nginx)
             base = NGINX
         wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)
@@ -107,13 +111,25 @@ class Runner:
         self.progress.step(f"{name} c={clients}", outcome(measured))
 
 
-def answers_at_once(url, timeout=1.0):
-    """True when an idle request is answered within `timeout` seconds."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+def settles(url, within=SETTLE_TIMEOUT_S):
+    """True once an idle request is answered quickly twice in a row: the server has
+    finished the work the last clients left behind. False if that takes longer than `within`."""
+    deadline = time.monotonic() + within
+    quick_answers = 0
+    while quick_answers < 2:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=left) as response:
+                response.read()
+        except (urllib.error.URLError, OSError):
+            quick_answers = 0
+            time.sleep(0.1)
+            continue
+        quick_answers = quick_answers + 1 if time.monotonic() - started < QUICK_ANSWER_S else 0
+    return True
 
 
 def outcome(measured):

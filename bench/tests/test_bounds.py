@@ -1,0 +1,60 @@
+"""The theoretical bounds the report compares each measurement with."""
+
+import pytest
+
+from benchmark import bounds
+from benchmark.plan import COMPUTE, SLEEP, TRIVIAL, gunicorn, uvicorn, waitress
+
+
+@pytest.mark.parametrize("slots, clients, expected", [
+    (4, 64, 40.0),      # sync w4: four requests at a time, 10 each per second
+    (16, 16, 160.0),    # gthread w4 t4: every client served at once
+    (16, 8, 80.0),      # fewer clients than slots: the clients are the limit
+    (None, 1000, 10_000.0),  # gevent: one greenlet per client
+])
+def test_the_concurrency_bound_is_requests_in_flight_times_1000_over_the_wait(slots, clients, expected):
+    assert bounds.concurrency_bound(slots, clients, 100) == expected
+
+
+def test_the_cpu_bound_counts_processes_only_up_to_the_cores():
+    assert bounds.cpu_bound(processes=4, cores=2, clients=64, request_ms=10) == 200.0
+    assert bounds.cpu_bound(processes=1, cores=2, clients=64, request_ms=10) == 100.0
+
+
+def test_threads_do_not_add_cpu_parallelism():
+    server = gunicorn("gthread", 1, 4)
+    assert bounds.bound_for(server, COMPUTE, 64, cores=2, compute_ms=10, cpu_ceiling=None) == (100.0, "cpu")
+
+
+def test_an_io_bound_is_capped_by_what_the_server_did_on_the_trivial_endpoint():
+    server = uvicorn(2)
+    assert bounds.bound_for(server, SLEEP, 1000, cores=2, compute_ms=10, cpu_ceiling=3000) == (3000, "cpu")
+    assert bounds.bound_for(server, SLEEP, 16, cores=2, compute_ms=10, cpu_ceiling=3000) == (160.0, "concurrency")
+
+
+def test_the_trivial_endpoint_has_no_bound_of_its_own():
+    assert bounds.bound_for(waitress(4), TRIVIAL, 64, cores=2, compute_ms=10, cpu_ceiling=3000) == (None, None)
+
+
+def row(fraction, via="direct", kind="concurrency", **errors):
+    counts = {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0, **errors}
+    return {"fraction": fraction, "via": via, "bound_kind": kind, "clients": 1000, "errors": counts}
+
+
+def test_a_row_near_its_bound_needs_no_reason():
+    assert bounds.shortfall_reason(row(0.95)) is None
+    assert bounds.shortfall_reason(row(None)) is None
+
+
+def test_a_short_row_says_what_was_measured():
+    reason = bounds.shortfall_reason(row(0.4, connect=120, timeout=3))
+    assert "120 connections refused" in reason
+    assert "3 requests timed out" in reason
+
+
+def test_a_short_cpu_bound_row_behind_nginx_names_what_shares_the_cores():
+    assert "load generator and nginx" in bounds.shortfall_reason(row(0.7, via="nginx", kind="cpu"))
+
+
+def test_a_deep_queue_is_a_reason():
+    assert "queued longer than the run" in bounds.shortfall_reason(row(0.3), clients_waiting_beyond_run=True)

@@ -1,0 +1,76 @@
+"""The targets are judged from the rows of one run; a missing measurement is said, not guessed."""
+
+from benchmark import report, targets
+
+
+def row(server, via, endpoint, clients, rps, *, default=False, family="gunicorn", seed=False, p99=10.0,
+        fraction=None, bound=None, errors=0, shortfall=None):
+    return {"server": server, "family": family, "seed": seed, "default": default, "via": via,
+            "endpoint": endpoint, "clients": clients, "rps": rps, "p50_ms": p99 / 2, "p99_ms": p99,
+            "errors": {"connect": errors, "read": 0, "write": 0, "status": 0, "timeout": 0},
+            "bound_rps": bound, "bound_kind": "cpu" if bound else None, "fraction": fraction, "shortfall": shortfall}
+
+
+def by_target(rows):
+    return {check["target"].split(":")[0].split(" (")[0]: check for check in targets.check_all(rows)}
+
+
+def test_full_stack_ratio_holds_at_0_90_and_fails_below():
+    rows = [row("d", "direct", "trivial", 64, 1000, default=True), row("d", "nginx", "trivial", 64, 900, default=True)]
+    assert targets.full_stack_vs_direct(rows)["holds"] is True
+    rows[1]["rps"] = 899
+    check = targets.full_stack_vs_direct(rows)
+    assert check["holds"] is False and check["measured"].startswith("0.90 (899 / 1000")
+
+
+def test_static_ratios():
+    rows = [row("nginx static", "nginx", "static", 64, 20000, family="static"),
+            row("flask static", "direct", "static", 64, 1500, family="static"),
+            row("nginx return 200", "nginx", "static", 64, 30000, family="static")]
+    vs_flask, vs_return = targets.static_ratios(rows)
+    assert vs_flask["holds"] is True and vs_flask["measured"].startswith("13.3x")
+    assert vs_return["holds"] is True and vs_return["measured"].startswith("0.67")
+
+
+def test_sleep_at_1000_needs_the_fraction_no_errors_and_a_short_p99():
+    good = row("d", "nginx", "sleep", 1000, 2800, default=True, fraction=0.93, bound=3000, p99=240)
+    assert targets.sleep_at_1000([good])["holds"] is True
+    one_error = {"connect": 1, "read": 0, "write": 0, "status": 0, "timeout": 0}
+    for change in ({"p99_ms": 260}, {"fraction": 0.85}, {"errors": one_error}):
+        assert targets.sleep_at_1000([{**good, **change}])["holds"] is False
+
+
+def test_seed_rows_below_their_bound_must_say_why():
+    near = row("sync w1", "direct", "sleep", 16, 9.8, seed=True, fraction=0.98, bound=10)
+    short = row("sync w1", "direct", "sleep", 1000, 2, seed=True, fraction=0.2, bound=10,
+                shortfall="connections refused")
+    assert targets.seed_rows_near_bound([near, short])["holds"] is True
+    assert targets.seed_rows_near_bound([near, {**short, "shortfall": None}])["holds"] is False
+
+
+def test_the_mixed_workload_compares_the_default_with_the_best_flask_configuration_only():
+    rows = [row("default", "nginx", "mixed", 64, 960, default=True),
+            row("gthread", "nginx", "mixed", 64, 1000),
+            row("uvicorn", "nginx", "mixed", 64, 5000, family="uvicorn")]
+    check = targets.mixed_default_is_best(rows)
+    assert check["holds"] is True and "best: gthread" in check["measured"]
+    rows[0]["rps"] = 940
+    assert targets.mixed_default_is_best(rows)["holds"] is False
+
+
+def test_what_was_not_measured_is_neither_held_nor_failed():
+    assert all(check["holds"] is None for check in targets.check_all([]))
+
+
+def test_the_report_shows_the_targets_and_every_row():
+    rows = [row("d", "direct", "trivial", 64, 1000, default=True), row("d", "nginx", "trivial", 64, 950, default=True),
+            row("sync w1", "direct", "sleep", 1000, 2, seed=True, fraction=0.2, bound=10,
+                shortfall="connections refused")]
+    result = {"rows": rows, "plan": {"name": "quick", "duration": 1, "clients": [64, 1000]},
+              "machine": {"date": "today", "cores": 2, "memory_gib": 24, "kernel": "Linux", "docker": "26.1"},
+              "compute_ms": 7.5, "targets": targets.check_all(rows), "failures": [], "settings": {"d": "workers=2"}}
+    text = report.render(result)
+    assert "| Full stack vs the same gunicorn direct (trivial, 64 clients) | >= 0.90 | 0.95 (950 / 1000 rps) | yes |" \
+        in text
+    assert "| **d** | nginx | 950 · 10 ms |" in text
+    assert "sync w1, direct, sleep, 1000 clients: 20% of 10 rps. connections refused." in text
