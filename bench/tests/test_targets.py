@@ -74,3 +74,18 @@ def test_the_report_shows_the_targets_and_every_row():
         in text
     assert "| **d** | nginx | 950 · 10 ms |" in text
     assert "sync w1, direct, sleep, 1000 clients: 20% of 10 rps. connections refused." in text
+
+
+def test_paired_rounds_give_the_median_of_each_rounds_ratio():
+    paired = {"trivial direct": [1000, 2000, 1000], "trivial nginx": [950, 1500, 880]}
+    check = targets.full_stack_vs_direct([], paired)
+    # Rounds: 0.95, 0.75, 0.88: the median, 0.88, misses the target.
+    assert check["holds"] is False
+    assert check["measured"] == "0.88 (median of rounds: 0.95, 0.75, 0.88)"
+
+
+def test_paired_static_rounds_judge_both_static_targets():
+    paired = {"nginx static": [20000, 18000], "flask static": [1500, 2000], "nginx return 200": [25000, 30000]}
+    vs_flask, vs_return = targets.static_ratios([], paired)
+    assert vs_flask["holds"] is True and vs_flask["measured"].startswith("11.2x")
+    assert vs_return["holds"] is True and vs_return["measured"].startswith("0.70")

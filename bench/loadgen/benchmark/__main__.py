@@ -56,8 +56,9 @@ def main(argv=None):
         "settings": runner.settings,
         "failures": runner.failures,
         "rows": rows,
+        "paired": runner.paired,
     }
-    result["targets"] = targets.check_all(rows)
+    result["targets"] = targets.check_all(rows, runner.paired)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "report.md").write_text(report.render(result))

@@ -141,6 +141,8 @@ class Plan:
     # Seconds of load per measurement, and of warm-up after each server starts.
     duration: int
     warmup: int
+    # Rounds of the paired measurements behind the targets' ratios (see run.PAIRED).
+    paired_rounds: int = 3
     vias: tuple = ("direct", "nginx")
 
     def measurements(self):
@@ -162,10 +164,11 @@ class Plan:
 def make_plan(name, cpus, duration=None):
     if name == "full":
         return Plan("full", tuple(full_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
-                    clients=(16, 64, 256, 1000), mixed_clients=(64,), duration=duration or 3, warmup=1)
+                    clients=(16, 64, 256, 1000), mixed_clients=(64,), duration=duration or 3, warmup=1,
+                    paired_rounds=5)
     if name == "quick":
         return Plan("quick", tuple(quick_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
-                    clients=(64, 1000), mixed_clients=(64,), duration=duration or 1, warmup=1)
+                    clients=(64, 1000), mixed_clients=(64,), duration=duration or 1, warmup=1, paired_rounds=2)
     if name == "tuning":
         return Plan("tuning", tuple(tuning_variants(cpus)), (TRIVIAL, SLEEP),
                     clients=(64, 1000), mixed_clients=(64,), duration=duration or 3, warmup=1)

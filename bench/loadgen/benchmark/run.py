@@ -14,10 +14,20 @@ from .progress import Progress
 
 # An idle server answers the trivial endpoint within this; wait this long for it to be idle.
 QUICK_ANSWER_S = 0.05
-SETTLE_TIMEOUT_S = 10
+SETTLE_TIMEOUT_S = 2
 WEB = "http://web:8000"
 NGINX = "http://nginx:8080"
 NGINX_RETURN_200 = "http://nginx:8081/"
+# Measured in turn, round after round, with the default server and nginx both up: the
+# targets compare neighbours in time, so a noisy machine moves both sides of a ratio.
+PAIRED_CLIENTS = 64
+PAIRED = {
+    "trivial direct": WEB + TRIVIAL.path,
+    "trivial nginx": NGINX + TRIVIAL.path,
+    "nginx static": NGINX + STATIC_FILE,
+    "flask static": WEB + STATIC_FILE,
+    "nginx return 200": NGINX_RETURN_200,
+}
 STATIC_URLS = {
     "nginx static": ("nginx", NGINX + STATIC_FILE),
     "flask static": ("direct", WEB + STATIC_FILE),
@@ -47,7 +57,9 @@ class Runner:
         self.settings = {}
         self.failures = []
         self.compute_ms = None
-        points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
+        self.paired = {name: [] for name in PAIRED}
+        points = (sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
+                  + plan.paired_rounds * len(PAIRED))
         self.progress = Progress(points, plan.duration + 1)
 
     def run(self):
@@ -78,8 +90,18 @@ class Runner:
                     static_via, url = STATIC_URLS[name]
                     measured = wrk.run(url, clients, self.plan.duration)
                     self.record_static(name, static_via, clients, measured)
+                self.run_paired()
             self.settings[server.name] = effective_settings(web)
             self.containers.remove_leftovers()
+
+    def run_paired(self):
+        names = list(PAIRED)
+        for number in range(self.plan.paired_rounds):
+            # Every other round backwards, so no side always runs first.
+            for name in names if number % 2 == 0 else names[::-1]:
+                measured = wrk.run(PAIRED[name], PAIRED_CLIENTS, self.plan.duration)
+                self.paired[name].append(measured["rps"])
+                self.progress.step(f"paired round {number + 1}: {name} c={PAIRED_CLIENTS}", outcome(measured))
 
     def deploy(self, server, via):
         """Start the server (and nginx in front of it), wait until it serves, warm it up."""

@@ -1,5 +1,7 @@
 """The issue's targets, checked against one run's rows."""
 
+import statistics
+
 from .bounds import NEAR_BOUND
 
 FULL_STACK_MIN = 0.90
@@ -26,8 +28,21 @@ def not_measured(name, target):
     return check(name, None, "not measured in this plan", target)
 
 
-def full_stack_vs_direct(rows):
+def paired_ratio(paired, top, bottom):
+    """The median over rounds of top/bottom, each round's two runs neighbours in time."""
+    ratios = [a / b for a, b in zip(paired.get(top, []), paired.get(bottom, []), strict=False) if b]
+    return (statistics.median(ratios), ratios) if ratios else (None, [])
+
+
+def rounds(ratios):
+    return ", ".join(f"{ratio:.2f}" for ratio in ratios)
+
+
+def full_stack_vs_direct(rows, paired=None):
     name, wanted = "Full stack vs the same gunicorn direct (trivial, 64 clients)", f">= {FULL_STACK_MIN:.2f}"
+    ratio, ratios = paired_ratio(paired or {}, "trivial nginx", "trivial direct")
+    if ratio is not None:
+        return check(name, ratio >= FULL_STACK_MIN, f"{ratio:.2f} (median of rounds: {rounds(ratios)})", wanted)
     direct, nginx = find(rows, "trivial", 64, "direct", default=True), find(rows, "trivial", 64, "nginx", default=True)
     if not (direct and nginx and direct["rps"]):
         return not_measured(name, wanted)
@@ -35,7 +50,9 @@ def full_stack_vs_direct(rows):
     return check(name, ratio >= FULL_STACK_MIN, f"{ratio:.2f} ({nginx['rps']:.0f} / {direct['rps']:.0f} rps)", wanted)
 
 
-def static_ratios(rows):
+def static_ratios(rows, paired=None):
+    if paired and paired.get("nginx static"):
+        return paired_static_ratios(paired)
     nginx = find(rows, "static", 64, "nginx", server="nginx static")
     flask = find(rows, "static", 64, "direct", server="flask static")
     plain = find(rows, "static", 64, "nginx", server="nginx return 200")
@@ -55,6 +72,17 @@ def static_ratios(rows):
     else:
         checks.append(not_measured(name, wanted))
     return checks
+
+
+def paired_static_ratios(paired):
+    vs_flask, flask_rounds = paired_ratio(paired, "nginx static", "flask static")
+    vs_return, return_rounds = paired_ratio(paired, "nginx static", "nginx return 200")
+    return [
+        check("Static file: nginx vs Flask through gunicorn (64 clients)", vs_flask >= STATIC_VS_FLASK_MIN,
+              f"{vs_flask:.1f}x (median of rounds: {rounds(flask_rounds)})", f">= {STATIC_VS_FLASK_MIN:.0f}x"),
+        check("Static file via nginx vs nginx's own return 200 (64 clients)", vs_return >= STATIC_VS_RETURN_200_MIN,
+              f"{vs_return:.2f} (median of rounds: {rounds(return_rounds)})", f">= {STATIC_VS_RETURN_200_MIN}"),
+    ]
 
 
 def sleep_at_1000(rows):
@@ -95,6 +123,6 @@ def mixed_default_is_best(rows):
     return check(name, ratio >= 1 - MIXED_WITHIN, measured, wanted)
 
 
-def check_all(rows):
-    return [full_stack_vs_direct(rows), *static_ratios(rows), sleep_at_1000(rows),
+def check_all(rows, paired=None):
+    return [full_stack_vs_direct(rows, paired), *static_ratios(rows, paired), sleep_at_1000(rows),
             seed_rows_near_bound(rows), mixed_default_is_best(rows)]
