@@ -89,3 +89,11 @@ def test_paired_static_rounds_judge_both_static_targets():
     vs_flask, vs_return = targets.static_ratios([], paired)
     assert vs_flask["holds"] is True and vs_flask["measured"].startswith("11.2x")
     assert vs_return["holds"] is True and vs_return["measured"].startswith("0.70")
+
+
+def test_sleep_at_1000_says_when_the_cpu_bound_puts_the_p99_out_of_reach():
+    row_ = row("d", "nginx", "sleep", 1000, 2300, default=True, fraction=0.92, bound=2500, p99=900)
+    check = targets.sleep_at_1000([row_])
+    assert check["holds"] is False
+    assert "1000 clients wait 400 ms on average" in check["measured"]
+    assert "out of reach" not in targets.sleep_at_1000([{**row_, "bound_rps": 10_000}])["measured"]

@@ -34,7 +34,12 @@ def main(argv=None):
     parser.add_argument("--plan", choices=("full", "quick", "tuning"), default="quick")
     parser.add_argument("--duration", type=int, help="seconds of load per measurement (default: the plan's)")
     parser.add_argument("--out", type=Path, default=Path("/results"))
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: judge the targets and write the report and plots from OUT/results.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        result = json.loads((args.out / "results.json").read_text())
+        return write(result, args.out)
 
     cores = usable_cores()
     plan = make_plan(args.plan, cores, args.duration)
@@ -58,16 +63,21 @@ def main(argv=None):
         "rows": rows,
         "paired": runner.paired,
     }
-    result["targets"] = targets.check_all(rows, runner.paired)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "report.md").write_text(report.render(result))
-    written = plots.plot_all(rows, report.ENDPOINT_TITLES, args.out)
-    print(f"benchmark: wrote results.json, report.md and {len(written)} plots to {args.out}", flush=True)
+    return write(result, args.out)
+
+
+def write(result, folder):
+    """Judge the targets, then write results.json, report.md and the plots; 1 if a server failed."""
+    result["targets"] = targets.check_all(result["rows"], result.get("paired"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (folder / "report.md").write_text(report.render(result))
+    written = plots.plot_all(result["rows"], report.ENDPOINT_TITLES, folder)
+    print(f"benchmark: wrote results.json, report.md and {len(written)} plots to {folder}", flush=True)
     for target in result["targets"]:
         print(f"  [{report.HOLDS[target['holds']]:>6}] {target['target']}: {target['measured']}", flush=True)
-    if runner.failures:
-        print("benchmark: some servers failed to run:\n  " + "\n  ".join(runner.failures), file=sys.stderr)
+    if result["failures"]:
+        print("benchmark: some servers failed to run:\n  " + "\n  ".join(result["failures"]), file=sys.stderr)
         return 1
     return 0
 

@@ -95,6 +95,12 @@ def sleep_at_1000(rows):
     holds = row["fraction"] >= SLEEP_FRACTION_MIN and errors == 0 and row["p99_ms"] <= SLEEP_P99_MAX_MS
     measured = (f"{row['fraction']:.2f} of {row['bound_rps']:.0f} rps ({row['bound_kind']} bound), "
                 f"{errors} errors, p99 {row['p99_ms']:.0f} ms")
+    # Little's law: each of N clients waits for its answer before asking again, so the mean
+    # latency is N / throughput. Under the bound, no p99 can be shorter than that mean.
+    floor_ms = 1000 * 1000 / row["bound_rps"]
+    if floor_ms > SLEEP_P99_MAX_MS:
+        measured += (f"; at most {row['bound_rps']:.0f} rps, 1000 clients wait {floor_ms:.0f} ms on average "
+                     f"(clients / throughput), so a p99 of {SLEEP_P99_MAX_MS} ms is out of reach on this machine")
     return check(name, holds, measured, wanted)
 
 
