@@ -14,7 +14,7 @@ N ?= 3
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: help up down logs ps build scale rollout nginx-reload test test-unit test-integration prod-up prod-down \
-        docker-host lock clean bench bench-quick lint lint-python lint-dockerfiles lint-shell lint-compose
+        docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ bench: ## Benchmark every server configuration, direct and behind nginx (about 4
 
 bench-quick: ## The benchmark's smoke run (a few minutes): one configuration of each server, short runs
 	bench/run.sh quick
+
+bench-tuning: ## The default configuration against variants of it, in paired rounds (about 5 min)
+	bench/run.sh tuning
 
 # Each linter is also a target of its own; lint runs them all and reports every failure.
 lint: ## Lint Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import docker
 
-from . import plots, report, targets
+from . import plots, report, targets, tuning
 from .containers import Containers
-from .plan import make_plan
+from .plan import make_plan, tuning_variants
 from .run import Runner, add_bounds, usable_cores
 
 
@@ -42,13 +42,15 @@ def main(argv=None):
         return write(result, args.out)
 
     cores = usable_cores()
-    plan = make_plan(args.plan, cores, args.duration)
     containers = Containers(
         network=os.environ["BENCH_NETWORK"],
         servers_image=os.environ["BENCH_SERVERS_IMAGE"],
         nginx_image=os.environ["BENCH_NGINX_IMAGE"],
         outbound_url=os.environ["BENCH_OUTBOUND_URL"],
     )
+    if args.plan == "tuning":
+        return compare_tunings(containers, cores, args.duration or 3, args.out)
+    plan = make_plan(args.plan, cores, args.duration)
     runner = Runner(plan, containers, cores)
     print(f"benchmark: plan {plan.name}, {runner.progress.total} measurements of {plan.duration}s "
           f"on {len(plan.servers)} servers, about {runner.progress.estimate_left() / 60:.0f} min", flush=True)
@@ -64,6 +66,19 @@ def main(argv=None):
         "paired": runner.paired,
     }
     return write(result, args.out)
+
+
+def compare_tunings(containers, cores, duration, folder, rounds=3):
+    variants = tuning_variants(cores)
+    measured = tuning.compare(containers, variants, rounds, duration)
+    summary = tuning.summarize(measured, variants[0].name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tuning.json").write_text(json.dumps({"machine": machine_facts(cores), "summary": summary,
+                                                    "measured": measured}, indent=1) + "\n")
+    text = tuning.render(summary, rounds, duration)
+    (folder / "tuning.md").write_text(text)
+    print(text, flush=True)
+    return 0
 
 
 def write(result, folder):

@@ -11,7 +11,9 @@ STARTUP_TIMEOUT_S = 60
 
 
 class Containers:
-    """The server under test (network alias `web`) and the nginx in front of it (`nginx`)."""
+    """The server under test (network alias `web`) and the nginx in front of it (`nginx`).
+
+    The tuning comparison runs several pairs at once, under aliases of their own."""
 
     def __init__(self, network, servers_image, nginx_image, outbound_url):
         self.client = docker.from_env()
@@ -24,14 +26,15 @@ class Containers:
         for container in self.client.containers.list(all=True, filters={"label": LABEL}):
             container.remove(force=True)
 
-    def start_server(self, server):
+    def start_server(self, server, alias="web"):
         env = {"APP_OUTBOUND_URL": self.outbound_url, **server.env}
         command = list(server.command) if server.command else None
-        return self._run(self.servers_image, "web", command=command, environment=env)
+        return self._run(self.servers_image, alias, command=command, environment=env)
 
-    def start_nginx(self, server):
+    def start_nginx(self, server, alias="nginx", upstream="web"):
         # The stack's defaults, but no per-client limits: every request comes from one client here.
-        return self._run(self.nginx_image, "nginx", environment={"NGINX_LIMITS": "off", **server.nginx_env})
+        env = {"NGINX_LIMITS": "off", "WEB_UPSTREAM": f"{upstream}:8000", **server.nginx_env}
+        return self._run(self.nginx_image, alias, environment=env)
 
     def _run(self, image, alias, **options):
         container = self.client.containers.create(
