@@ -56,5 +56,10 @@ def test_a_short_cpu_bound_row_behind_nginx_names_what_shares_the_cores():
     assert "load generator and nginx" in bounds.shortfall_reason(row(0.7, via="nginx", kind="cpu"))
 
 
+def test_clients_left_without_answers_are_a_reason():
+    reason = bounds.shortfall_reason({**row(0.5), "clients_answered": 40.0})
+    assert "only about 40 of 1000 clients got answers" in reason
+
+
 def test_a_deep_queue_is_a_reason():
     assert "queued longer than the run" in bounds.shortfall_reason(row(0.3), clients_waiting_beyond_run=True)

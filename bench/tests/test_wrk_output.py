@@ -12,7 +12,7 @@ OUTPUT = """Running 3s test @ http://web:8000/healthz
   Non-2xx or 3xx responses: 30
 Requests/sec:   3000.00
 BENCH_RESULT {"requests":9000,"duration_us":3000000,"bytes":1572864,"connect_errors":0,"read_errors":1,\
-"write_errors":0,"status_errors":30,"timeouts":2,"p50_us":11500,"p90_us":15000,"p99_us":42000,"max_us":80000}
+"write_errors":0,"status_errors":30,"timeouts":2,"p50_us":11500,"p90_us":15000,"p99_us":42000,"max_us":80000,"mean_us":12800}
 """
 
 
@@ -26,6 +26,11 @@ def test_latency_is_in_milliseconds_and_errors_by_kind():
     measured = wrk.parse(OUTPUT)
     assert (measured["p50_ms"], measured["p99_ms"], measured["max_ms"]) == (11.5, 42.0, 80.0)
     assert measured["errors"] == {"connect": 0, "read": 1, "write": 0, "status": 30, "timeout": 2}
+
+
+def test_clients_answered_follows_littles_law():
+    # 9000 answers in 3 s, 12.8 ms each on average: 38.4 clients kept busy, of the 64.
+    assert wrk.parse(OUTPUT)["clients_answered"] == 38.4
 
 
 def test_output_without_a_result_line_is_an_error_that_shows_it():

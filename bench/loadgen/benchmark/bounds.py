@@ -31,6 +31,12 @@ def bound_for(server, endpoint, clients, *, cores, compute_ms, cpu_ceiling):
     return None, None
 
 
+def stalled(row):
+    """Fewer than half the clients got answers during the run (see wrk.parse)."""
+    answered = row.get("clients_answered")
+    return answered is not None and answered < row["clients"] / 2
+
+
 def shortfall_reason(row, clients_waiting_beyond_run=False):
     """Why a row is below NEAR_BOUND of its bound, from what was measured; None when it is not."""
     if row["fraction"] is None or row["fraction"] >= NEAR_BOUND:
@@ -46,8 +52,12 @@ def shortfall_reason(row, clients_waiting_beyond_run=False):
         reasons.append(f"{errors['status']} error responses")
     if errors["timeout"]:
         reasons.append(f"{errors['timeout']} requests timed out")
+    answered = row.get("clients_answered")
     if row.get("requests") == 0:
         reasons.append("no request completed within the run: each waited behind too many others")
+    elif answered is not None and stalled(row):
+        reasons.append(f"only about {answered:.0f} of {row['clients']} clients got answers during the run: "
+                       "the others waited in a queue or on a stalled worker")
     elif clients_waiting_beyond_run:
         reasons.append("most requests queued longer than the run lasted, so few completed")
     if row["bound_kind"] == "cpu":

@@ -1,5 +1,6 @@
 """The run as markdown: the targets, the seed's claims, then every measurement by endpoint."""
 
+from .bounds import stalled
 from .targets import find
 
 ENDPOINT_TITLES = {
@@ -27,6 +28,8 @@ def cell(row):
     errors = sum(row["errors"].values())
     if errors:
         text += f" · {errors:,} err"
+    if stalled(row):
+        text += " · †"
     return text
 
 
@@ -57,7 +60,8 @@ def render(result):
     out = [
         f"# Benchmark report: plan `{plan['name']}`",
         "",
-        f"Run on {machine['date']}: {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['kernel']}, "
+        f"Run on {machine['date']}: {machine.get('cpu', 'unknown CPU')}, {machine['cores']} cores, "
+        f"{machine['memory_gib']} GiB, {machine['kernel']}, "
         f"Docker {machine['docker']}. Load generator: wrk ({plan['duration']}s per measurement, keep-alive "
         f"connections = clients), in a container on the benchmark's compose network like every server.",
         f"One compute request costs {result['compute_ms']:.2f} ms of CPU (measured, one at a time).",
@@ -72,7 +76,9 @@ def render(result):
         out += ["", "Servers that failed to run:", ""] + [f"- {failure}" for failure in result["failures"]]
     out += ["", "## The seed articles' claims", ""] + (claims(rows) or ["- not measured in this plan"])
     out += ["", "## Every measurement", "",
-            "Each cell: requests/s · p99 latency · fraction of the theoretical bound (where one applies) · errors."]
+            "Each cell: requests/s · p99 latency · fraction of the theoretical bound (where one applies) · errors.",
+            "† fewer than half the clients got an answer during the run (clients answered = requests/s x mean "
+            "latency): the others waited in a queue, or on a worker that stalled; their wait is in no percentile."]
     for endpoint, title in ENDPOINT_TITLES.items():
         these = [row for row in rows if row["endpoint"] == endpoint]
         if not these:

@@ -29,9 +29,13 @@ def parse(output):
     raw = json.loads(line[len(MARKER):])
     seconds = raw["duration_us"] / 1e6
     good = raw["requests"] - raw["status_errors"]
+    # Little's law: clients kept busy = answers per second x mean time to answer. Clients
+    # that never got an answer during the run (queued, or on a stalled worker) are missing.
+    answered = raw["requests"] / seconds * raw["mean_us"] / 1e6 if seconds else 0.0
     return {
         "requests": raw["requests"],
         "rps": good / seconds if seconds else 0.0,
+        "clients_answered": round(answered, 1),
         "p50_ms": raw["p50_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
         "max_ms": raw["max_us"] / 1000,
