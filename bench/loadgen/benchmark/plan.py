@@ -123,8 +123,8 @@ def tuning_variants(cpus):
     """The default configuration, then the same with one setting changed at a time."""
     default = default_server(cpus)
     variants = {
-        # Recycling by request count only (the memory ceiling still recycles fat workers).
-        "GUNICORN_MAX_REQUESTS=0": ({"GUNICORN_MAX_REQUESTS": "0"}, {}),
+        # The default before the benchmark: a busy worker recycled every few seconds.
+        "GUNICORN_MAX_REQUESTS=5000": ({"GUNICORN_MAX_REQUESTS": "5000", "GUNICORN_MAX_REQUESTS_JITTER": "500"}, {}),
         # Two processes per core instead of one.
         f"GUNICORN_WORKERS={2 * cpus}": ({"GUNICORN_WORKERS": str(2 * cpus)}, {}),
         "GUNICORN_WORKER_CLASS=gthread": ({"GUNICORN_WORKER_CLASS": "gthread"}, {}),

@@ -42,7 +42,8 @@ def plot_endpoint(rows, endpoint, title, path):
             axis.tick_params(axis="x", labelsize=8)
     axes[0][0].legend(fontsize=8, loc="lower right")
     figure.suptitle(f"{title}   (black tick: theoretical bound)", fontsize=11)
-    figure.tight_layout()
+    # Leave the top for the title: it would cover the first row of panel titles.
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
     figure.savefig(path, dpi=80)
     plt.close(figure)
 
