@@ -44,53 +44,41 @@ def rounds(ratios):
     return ", ".join(f"{ratio:.2f}" for ratio in ratios)
 
 
-def full_stack_vs_direct(rows, paired=None):
-    name, wanted = "Full stack vs the same gunicorn direct (trivial, 64 clients)", f">= {FULL_STACK_MIN:.2f}"
-    ratio, ratios = paired_ratio(paired or {}, "trivial nginx", "trivial direct")
+def ratio_target(name, minimum, wanted, shown, sides, rows_of_sides, paired):
+    """A target on the ratio of two measurements: from paired rounds when the run has them,
+    else from the two rows."""
+    ratio, per_round = paired_ratio(paired or {}, *sides)
     if ratio is not None:
-        measured = f"{ratio:.2f} (medians of the rounds; each round: {rounds(ratios)})"
-        return check(name, ratio >= FULL_STACK_MIN, measured, wanted)
-    direct, nginx = find(rows, "trivial", 64, "direct", default=True), find(rows, "trivial", 64, "nginx", default=True)
-    if not (direct and nginx and direct["rps"]):
+        measured = f"{shown(ratio)} (medians of the rounds; each round: {rounds(per_round)})"
+        return check(name, ratio >= minimum, measured, wanted)
+    top, bottom = rows_of_sides
+    if not (top and bottom and bottom["rps"]):
         return not_measured(name, wanted)
-    ratio = nginx["rps"] / direct["rps"]
-    return check(name, ratio >= FULL_STACK_MIN, f"{ratio:.2f} ({nginx['rps']:.0f} / {direct['rps']:.0f} rps)", wanted)
+    ratio = top["rps"] / bottom["rps"]
+    return check(name, ratio >= minimum, f"{shown(ratio)} ({top['rps']:.0f} / {bottom['rps']:.0f} rps)", wanted)
+
+
+def full_stack_vs_direct(rows, paired=None):
+    return ratio_target(
+        "Full stack vs the same gunicorn direct (trivial, 64 clients)", FULL_STACK_MIN, f">= {FULL_STACK_MIN:.2f}",
+        "{:.2f}".format, ("trivial nginx", "trivial direct"),
+        (find(rows, "trivial", 64, "nginx", default=True), find(rows, "trivial", 64, "direct", default=True)), paired,
+    )
 
 
 def static_ratios(rows, paired=None):
-    if paired and paired.get("nginx static"):
-        return paired_static_ratios(paired)
     nginx = find(rows, "static", 64, "nginx", server="nginx static")
-    flask = find(rows, "static", 64, "direct", server="flask static")
-    plain = find(rows, "static", 64, "nginx", server="nginx return 200")
-    checks = []
-    name, wanted = "Static file: nginx vs Flask through gunicorn (64 clients)", f">= {STATIC_VS_FLASK_MIN:.0f}x"
-    if nginx and flask and flask["rps"]:
-        ratio = nginx["rps"] / flask["rps"]
-        measured = f"{ratio:.1f}x ({nginx['rps']:.0f} / {flask['rps']:.0f} rps)"
-        checks.append(check(name, ratio >= STATIC_VS_FLASK_MIN, measured, wanted))
-    else:
-        checks.append(not_measured(name, wanted))
-    name, wanted = "Static file via nginx vs nginx's own return 200 (64 clients)", f">= {STATIC_VS_RETURN_200_MIN}"
-    if nginx and plain and plain["rps"]:
-        ratio = nginx["rps"] / plain["rps"]
-        measured = f"{ratio:.2f} ({nginx['rps']:.0f} / {plain['rps']:.0f} rps)"
-        checks.append(check(name, ratio >= STATIC_VS_RETURN_200_MIN, measured, wanted))
-    else:
-        checks.append(not_measured(name, wanted))
-    return checks
-
-
-def paired_static_ratios(paired):
-    vs_flask, flask_rounds = paired_ratio(paired, "nginx static", "flask static")
-    vs_return, return_rounds = paired_ratio(paired, "nginx static", "nginx return 200")
     return [
-        check("Static file: nginx vs Flask through gunicorn (64 clients)", vs_flask >= STATIC_VS_FLASK_MIN,
-              f"{vs_flask:.1f}x (medians of the rounds; each round: {rounds(flask_rounds)})",
-              f">= {STATIC_VS_FLASK_MIN:.0f}x"),
-        check("Static file via nginx vs nginx's own return 200 (64 clients)", vs_return >= STATIC_VS_RETURN_200_MIN,
-              f"{vs_return:.2f} (medians of the rounds; each round: {rounds(return_rounds)})",
-              f">= {STATIC_VS_RETURN_200_MIN}"),
+        ratio_target(
+            "Static file: nginx vs Flask through gunicorn (64 clients)", STATIC_VS_FLASK_MIN,
+            f">= {STATIC_VS_FLASK_MIN:.0f}x", "{:.1f}x".format, ("nginx static", "flask static"),
+            (nginx, find(rows, "static", 64, "direct", server="flask static")), paired,
+        ),
+        ratio_target(
+            "Static file via nginx vs nginx's own return 200 (64 clients)", STATIC_VS_RETURN_200_MIN,
+            f">= {STATIC_VS_RETURN_200_MIN}", "{:.2f}".format, ("nginx static", "nginx return 200"),
+            (nginx, find(rows, "static", 64, "nginx", server="nginx return 200")), paired,
+        ),
     ]
 
 
