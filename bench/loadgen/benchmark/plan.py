@@ -170,7 +170,7 @@ class Plan:
 def make_plan(name, cpus, duration=None):
     if name == "full":
         return Plan("full", tuple(full_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
-                    clients=(16, 64, 256, 1000), mixed_clients=(64,), duration=duration or 3, warmup=1,
+                    clients=(16, 64, 256, 1000), mixed_clients=(64,), duration=duration or 2, warmup=1,
                     paired_rounds=5)
     if name == "quick":
         return Plan("quick", tuple(quick_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
