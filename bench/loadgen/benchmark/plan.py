@@ -94,7 +94,10 @@ def uwsgi(processes, threads):
 
 
 def uvicorn(workers):
-    command = ("uvicorn", "asgi_reference:app", "--host", "0.0.0.0", "--port", "8000", "--workers", str(workers))
+    command = ("uvicorn", "asgi_reference:app", "--host", "0.0.0.0", "--port", "8000", "--workers", str(workers),
+               # Longer than nginx's upstream keepalive_timeout (5s), as the stack's gunicorn is
+               # (GUNICORN_KEEPALIVE): otherwise both close idle connections at the same moment.
+               "--timeout-keep-alive", "75")
     return Server(f"uvicorn+starlette w{workers} (ASGI reference)", "uvicorn", command=command, processes=workers)
 
 

@@ -1,5 +1,7 @@
 """One PNG per endpoint: requests/s and p99 latency by configuration, direct and behind nginx."""
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -41,10 +43,12 @@ def plot_endpoint(rows, endpoint, title, path):
             axis.grid(axis="x", alpha=0.3)
             axis.tick_params(axis="x", labelsize=8)
     axes[0][0].legend(fontsize=8, loc="lower right")
-    figure.suptitle(f"{title}   (black tick: theoretical bound)", fontsize=11)
-    # Leave the top for the title: it would cover the first row of panel titles.
-    figure.tight_layout(rect=(0, 0, 1, 0.97))
-    figure.savefig(path, dpi=80)
+    # Wrapped to the figure's width, so a one-column figure shows all of it.
+    figure.suptitle(textwrap.fill(f"{title} (black tick: theoretical bound)", 25 * len(clients) + 30), fontsize=11)
+    # The top strip is left to the title, which would otherwise cover the first panels' titles.
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
+    # "tight" grows the canvas to whatever the long server names and the title need.
+    figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(figure)
 
 
