@@ -35,3 +35,11 @@ def test_every_server_is_measured_direct_and_behind_nginx_at_every_client_count(
 def test_the_quick_plan_keeps_one_of_each_server_family():
     families = {server.family for server in make_plan("quick", cpus=2).servers}
     assert families == {"flask-dev", "waitress", "uwsgi", "gunicorn", "uvicorn"}
+
+
+def test_the_cpu_bound_endpoint_runs_last_on_each_server_and_path():
+    plan = make_plan("quick", cpus=2)
+    points = [(server, via, endpoint) for server, via, endpoint, _ in plan.measurements()]
+    first = [endpoint.name for server, via, endpoint in points if server is plan.servers[0] and via == "direct"]
+    assert first[-len(plan.clients):] == ["compute"] * len(plan.clients)
+    assert first.index("mixed") < first.index("compute")
