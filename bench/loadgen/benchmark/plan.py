@@ -154,22 +154,20 @@ class Plan:
     paired_rounds: int = 3
     vias: tuple = ("direct", "nginx")
 
-    def measurements(self):
-        """Every (server, via, endpoint, clients) the plan measures, in run order, static ones aside."""
+    def points(self):
+        """The (endpoint, clients) measured on each server and path, in run order."""
         # CPU-bound runs last: a CPU backlog that 1000 clients leave behind can outlast the
         # settling check and would starve the run after it.
-        io_first = [e for e in self.endpoints if not e.cpu_bound]
-        cpu_last = [e for e in self.endpoints if e.cpu_bound]
+        io_first = [(e, c) for e in self.endpoints if not e.cpu_bound for c in self.clients]
+        cpu_last = [(e, c) for e in self.endpoints if e.cpu_bound for c in self.clients]
+        return io_first + [(MIXED, clients) for clients in self.mixed_clients] + cpu_last
+
+    def measurements(self):
+        """Every (server, via, endpoint, clients) the plan measures, in run order, static ones aside."""
         for server in self.servers:
             for via in self.vias:
-                for endpoint in io_first:
-                    for clients in self.clients:
-                        yield server, via, endpoint, clients
-                for clients in self.mixed_clients:
-                    yield server, via, MIXED, clients
-                for endpoint in cpu_last:
-                    for clients in self.clients:
-                        yield server, via, endpoint, clients
+                for endpoint, clients in self.points():
+                    yield server, via, endpoint, clients
 
     def static_measurements(self):
         """The static file three ways, and nginx's own answer, measured with the default server."""

@@ -28,11 +28,8 @@ PAIRED = {
     "flask static": WEB + STATIC_FILE,
     "nginx return 200": NGINX_RETURN_200,
 }
-STATIC_URLS = {
-    "nginx static": ("nginx", NGINX + STATIC_FILE),
-    "flask static": ("direct", WEB + STATIC_FILE),
-    "nginx return 200": ("nginx", NGINX_RETURN_200),
-}
+# The path each of the static measurements (PAIRED's URLs) takes.
+STATIC_VIAS = {"nginx static": "nginx", "flask static": "direct", "nginx return 200": "nginx"}
 
 
 def usable_cores():
@@ -77,7 +74,7 @@ class Runner:
     def run_server(self, server):
         for via in self.plan.vias:
             base, web = self.deploy(server, via)
-            for _server, _via, endpoint, clients in self.points_of(server, via):
+            for endpoint, clients in self.plan.points():
                 measured = wrk.run(base + endpoint.path, clients, self.plan.duration, endpoint.mix)
                 self.record(server, via, endpoint.name, clients, measured)
                 if not settles(base + TRIVIAL.path):
@@ -87,9 +84,8 @@ class Runner:
                     base, web = self.deploy(server, via)
             if server.default and via == "nginx":
                 for name, clients in self.plan.static_measurements():
-                    static_via, url = STATIC_URLS[name]
-                    measured = wrk.run(url, clients, self.plan.duration)
-                    self.record_static(name, static_via, clients, measured)
+                    measured = wrk.run(PAIRED[name], clients, self.plan.duration)
+                    self.record_static(name, STATIC_VIAS[name], clients, measured)
                 self.run_paired()
             self.settings[server.name] = effective_settings(web)
             self.containers.remove_leftovers()
@@ -116,9 +112,6 @@ class Runner:
             base = NGINX
         wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)
         return base, web
-
-    def points_of(self, server, via):
-        return [p for p in self.plan.measurements() if p[0] == server and p[1] == via]
 
     def record(self, server, via, endpoint, clients, measured):
         row = {"server": server.name, "family": server.family, "seed": server.seed, "default": server.default,
