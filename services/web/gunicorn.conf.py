@@ -7,11 +7,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gunicorn_errors
+import gunicorn_single_write
 from gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env
 from worker_lifecycle import DrainFlag, DrainingMiddleware, drain_then_stop, recycle_if_over_ceiling
 
 globals().update(settings_from_env(os.environ))
 gunicorn_errors.install()
+gunicorn_single_write.install()
 lifecycle = lifecycle_settings_from_env(os.environ)
 # Created before the workers fork, so the master and every worker share it.
 drain_flag = DrainFlag()
