@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,3 +109,37 @@ def test_a_head_gunicorn_refuses_is_answered_in_json(gunicorn):
     assert b"Content-Type: application/json" in head
     error = json.loads(body)
     assert error["status"] == 400 and error["error"] == "bad_request" and error["message"]
+
+
+def test_a_gevent_worker_serves_a_new_connection_between_another_ones_queued_requests(gunicorn):
+    """One connection with many requests queued must not hold a gevent worker until it is done."""
+    _, port, _ = gunicorn(GUNICORN_WORKER_CLASS="gevent")
+    queued = 60
+    # Each costs the worker's CPU for a few milliseconds: the queue lasts a fraction of a second.
+    pipelined = b"GET /api/compute/20000 HTTP/1.1\r\nHost: x\r\n\r\n" * queued
+    answered = []
+
+    def read_all(conn):
+        received = b""
+        while received.count(b"HTTP/1.1 200 ") < queued:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+            answered.append(received.count(b"HTTP/1.1 200 "))
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as busy:
+        busy.sendall(pipelined)
+        reader = threading.Thread(target=read_all, args=(busy,))
+        reader.start()
+        deadline = time.monotonic() + 5
+        while not answered and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert answered, "the queued requests were never answered"
+        status, _ = request(port, "GET", "/healthz")
+        done_when_answered = answered[-1]
+        reader.join(10)
+    assert status == 200
+    assert answered[-1] == queued, "every queued request must be answered too"
+    # Without turns the new connection waits for the whole queue (60 of 60 done first).
+    assert done_when_answered < queued // 2, f"{done_when_answered} of {queued} queued requests went first"
