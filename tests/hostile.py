@@ -12,6 +12,7 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from app.security_headers import HTML_POLICY
+from stack import wait_for_nginx_log_flush
 
 # nginx's headers on every response (snippets/response-headers.conf).
 SECURITY_HEADERS = {
@@ -160,7 +161,8 @@ def web_logs(stack, since=None):
 
 
 def nginx_access_log(stack, since=None):
-    """nginx's JSON access log lines since the given time, parsed."""
+    """nginx's JSON access log lines since the given time, parsed, once every line is written."""
+    wait_for_nginx_log_flush()
     lines = "".join(
         c.logs(stdout=True, stderr=False, since=since).decode("utf-8", "replace") for c in stack.containers("nginx")
     )

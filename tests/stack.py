@@ -71,6 +71,11 @@ class Stack:
     def logs(self, service):
         return "".join(c.logs().decode("utf-8", "replace") for c in self.containers(service))
 
+    def flushed_nginx_logs(self):
+        """nginx's log with every request so far in it (see wait_for_nginx_log_flush)."""
+        wait_for_nginx_log_flush()
+        return self.logs("nginx")
+
     def url(self, path):
         return self.base_url + path
 
@@ -94,6 +99,15 @@ def effective_settings(container):
     lines = [line for line in container.logs().decode().splitlines() if "effective settings:" in line]
     assert len(lines) == 1, f"expected the effective settings logged exactly once, got {lines}"
     return dict(re.findall(r"(\w+)=(\S+)", lines[0].split("effective settings:", 1)[1]))
+
+
+# nginx writes its access log in batches, at least this often (default.conf.template).
+NGINX_LOG_FLUSH_S = 1
+
+
+def wait_for_nginx_log_flush():
+    """Each nginx worker writes its buffered lines within the flush interval."""
+    time.sleep(NGINX_LOG_FLUSH_S + 0.5)
 
 
 def wait_for(condition, deadline_s, interval_s=0.2, message="condition"):

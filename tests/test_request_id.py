@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from stack import wait_for
+from stack import NGINX_LOG_FLUSH_S, wait_for, wait_for_nginx_log_flush
 
 NGINX_GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -52,3 +52,13 @@ def test_the_same_request_id_is_in_nginx_and_gunicorn_logs(stack):
     assert nginx_entries[0]["request"].startswith("GET /api/sleep/1 ")
     assert "GET /api/sleep/1 HTTP/1.1\" 200" in web_lines[0]
     assert "duration_ms=" in web_lines[0]
+
+
+def test_nginx_writes_its_access_log_in_batches_within_the_flush_interval(stack):
+    wait_for_nginx_log_flush()  # an empty buffer: the next line starts a new interval
+    request_id = stack.get("/api/whoami").headers["X-Request-ID"]
+    # Held in the worker's buffer, not written line by line...
+    assert request_id not in stack.logs("nginx")
+    # ...and written once the interval is over.
+    wait_for(lambda: request_id in stack.logs("nginx"), deadline_s=NGINX_LOG_FLUSH_S + 2,
+             interval_s=0.1, message="the buffered access log line")
