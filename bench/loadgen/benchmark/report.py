@@ -1,6 +1,9 @@
 """The run as markdown: the targets, the seed's claims, then every measurement by endpoint."""
 
+import statistics
+
 from .bounds import stalled
+from .cpu import MACHINE, REST, WRK
 from .targets import find
 
 ENDPOINT_TITLES = {
@@ -54,6 +57,28 @@ def claims(rows):
     return lines
 
 
+CPU_PARTS = (("server", "server"), ("nginx", "nginx"), (WRK, "wrk"), (REST, "the rest"), (MACHINE, "machine"))
+
+
+def cpu_breakdown(paired, paired_cpu):
+    """A table of the median CPU microseconds per request of each part, for each paired measurement."""
+    if not any(paired_cpu.values()):
+        return []
+    out = ["", "## Where the CPU goes (paired rounds)", "",
+           "CPU microseconds per request, medians of the rounds. The server and nginx are their containers' "
+           "CPU time, wrk its own; the rest is the machine's busy time that none of them used (Docker's log "
+           "pipeline, the kernel's network path between containers, anything else running). With every part "
+           "on the same cores, a ratio of throughputs is about the inverse ratio of the machine's column.", "",
+           "| measurement | requests/s | " + " | ".join(label for _, label in CPU_PARTS) + " |",
+           "| --- | --- | " + " | ".join("---" for _ in CPU_PARTS) + " |"]
+    for name, rounds in paired_cpu.items():
+        if not rounds:
+            continue
+        cells = [f"{statistics.median(r.get(part, 0.0) for r in rounds):,.0f}" for part, _ in CPU_PARTS]
+        out.append(f"| {name} | {statistics.median(paired[name]):,.0f} | " + " | ".join(cells) + " |")
+    return out
+
+
 def render(result):
     rows, plan = result["rows"], result["plan"]
     machine = result["machine"]
@@ -74,6 +99,7 @@ def render(result):
     out += [f"| {t['target']} | {t['wanted']} | {t['measured']} | {HOLDS[t['holds']]} |" for t in result["targets"]]
     if result["failures"]:
         out += ["", "Servers that failed to run:", ""] + [f"- {failure}" for failure in result["failures"]]
+    out += cpu_breakdown(result.get("paired", {}), result.get("paired_cpu", {}))
     out += ["", "## The seed articles' claims", ""] + (claims(rows) or ["- not measured in this plan"])
     out += ["", "## Every measurement", "",
             "Each cell: requests/s · p99 latency · fraction of the theoretical bound (where one applies) · errors.",

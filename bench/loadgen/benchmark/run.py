@@ -9,6 +9,7 @@ import urllib.request
 
 from . import bounds, wrk
 from .containers import Containers, effective_settings, wait_until_serving
+from .cpu import CpuMeter, per_request_us
 from .plan import COMPUTE, STATIC_FILE, TRIVIAL
 from .progress import Progress
 
@@ -55,6 +56,10 @@ class Runner:
         self.failures = []
         self.compute_ms = None
         self.paired = {name: [] for name in PAIRED}
+        # CPU microseconds per request of each part, for each paired measurement and round.
+        self.paired_cpu = {name: [] for name in PAIRED}
+        # The containers of the server being measured: "server", and "nginx" when in front.
+        self.deployed = {}
         points = (sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
                   + plan.paired_rounds * len(PAIRED))
         self.progress = Progress(points, plan.duration + 1)
@@ -95,19 +100,24 @@ class Runner:
         for number in range(self.plan.paired_rounds):
             # Every other round backwards, so no side always runs first.
             for name in names if number % 2 == 0 else names[::-1]:
+                meter = CpuMeter(self.deployed)
+                before = meter.snapshot()
                 measured = wrk.run(PAIRED[name], PAIRED_CLIENTS, self.plan.duration)
+                self.paired_cpu[name].append(per_request_us(before, meter.snapshot(), measured["requests"]))
                 self.paired[name].append(measured["rps"])
                 self.progress.step(f"paired round {number + 1}: {name} c={PAIRED_CLIENTS}", outcome(measured))
 
     def deploy(self, server, via):
         """Start the server (and nginx in front of it), wait until it serves, warm it up."""
         web = self.containers.start_server(server)
+        self.deployed = {"server": web}
         wait_until_serving(WEB + TRIVIAL.path, web)
         if server.default and self.compute_ms is None:
             self.compute_ms = measure_compute_ms()
         base = WEB
         if via == "nginx":
             nginx = self.containers.start_nginx(server)
+            self.deployed["nginx"] = nginx
             wait_until_serving(NGINX + TRIVIAL.path, nginx)
             base = NGINX
         wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)

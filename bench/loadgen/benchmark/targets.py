@@ -3,6 +3,7 @@
 import statistics
 
 from .bounds import NEAR_BOUND, stalled
+from .cpu import MACHINE
 
 FULL_STACK_MIN = 0.90
 STATIC_VS_FLASK_MIN = 10.0
@@ -58,12 +59,24 @@ def ratio_target(name, minimum, wanted, shown, sides, rows_of_sides, paired):
     return check(name, ratio >= minimum, f"{shown(ratio)} ({top['rps']:.0f} / {bottom['rps']:.0f} rps)", wanted)
 
 
-def full_stack_vs_direct(rows, paired=None):
-    return ratio_target(
+def median_cpu(paired_cpu, name, part):
+    rounds = (paired_cpu or {}).get(name) or []
+    return statistics.median(r.get(part, 0.0) for r in rounds) if rounds else None
+
+
+def full_stack_vs_direct(rows, paired=None, paired_cpu=None):
+    result = ratio_target(
         "Full stack vs the same gunicorn direct (trivial, 64 clients)", FULL_STACK_MIN, f">= {FULL_STACK_MIN:.2f}",
         "{:.2f}".format, ("trivial nginx", "trivial direct"),
         (find(rows, "trivial", 64, "nginx", default=True), find(rows, "trivial", 64, "direct", default=True)), paired,
     )
+    direct = median_cpu(paired_cpu, "trivial direct", MACHINE)
+    proxied = median_cpu(paired_cpu, "trivial nginx", MACHINE)
+    nginx = median_cpu(paired_cpu, "trivial nginx", "nginx")
+    if direct and proxied:
+        result["measured"] += (f"; the machine's CPU per request: {direct:.0f} µs direct, {proxied:.0f} µs through "
+                               f"nginx, {nginx:.0f} µs of it nginx's own (see Where the CPU goes)")
+    return result
 
 
 def static_ratios(rows, paired=None):
@@ -128,6 +141,6 @@ def mixed_default_is_best(rows):
     return check(name, ratio >= 1 - MIXED_WITHIN, measured, wanted)
 
 
-def check_all(rows, paired=None):
-    return [full_stack_vs_direct(rows, paired), *static_ratios(rows, paired), sleep_at_1000(rows),
+def check_all(rows, paired=None, paired_cpu=None):
+    return [full_stack_vs_direct(rows, paired, paired_cpu), *static_ratios(rows, paired), sleep_at_1000(rows),
             seed_rows_near_bound(rows), mixed_default_is_best(rows)]

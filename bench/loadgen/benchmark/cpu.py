@@ -1,0 +1,62 @@
+"""Where the machine's CPU went during a measurement, per request: the server under test,
+nginx, wrk, and the rest (Docker's log pipeline, the kernel's network path, anything else).
+
+On a machine where all of them share the cores, a throughput ratio is the inverse ratio of
+the CPU each request costs; this says which part of a request's cost each one adds."""
+
+import os
+import resource
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WRK = "wrk"
+REST = "rest"
+MACHINE = "machine"
+
+
+def machine_busy_s(proc_stat_text):
+    """CPU seconds the whole machine has spent busy, from /proc/stat's first line (not
+    namespaced: inside a container it counts the host's CPUs)."""
+    fields = proc_stat_text.splitlines()[0].split()
+    if fields[0] != "cpu":
+        raise ValueError(f"/proc/stat does not start with the machine's cpu line: {fields[0]!r}")
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user and nice]
+    ticks = [int(value) for value in fields[1:9]]
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / CLOCK_TICKS
+
+
+def container_cpu_s(container):
+    """CPU seconds a container's processes have used (Docker's cumulative counter)."""
+    stats = container.stats(stream=False, one_shot=True)
+    return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
+def children_cpu_s():
+    """CPU seconds of this process's finished children: the wrk runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """Snapshots of the named containers', wrk's and the machine's CPU seconds."""
+
+    def __init__(self, containers):
+        self.containers = containers
+
+    def snapshot(self):
+        parts = {name: container_cpu_s(container) for name, container in self.containers.items()}
+        with open("/proc/stat") as stat:
+            parts[MACHINE] = machine_busy_s(stat.read())
+        parts[WRK] = children_cpu_s()
+        return parts
+
+
+def per_request_us(before, after, requests):
+    """Microseconds of CPU per request of each part between two snapshots; the rest is the
+    machine's busy time that none of the named parts used."""
+    if not requests:
+        return {}
+    used = {name: max(0.0, after[name] - before[name]) for name in before}
+    named = sum(seconds for name, seconds in used.items() if name != MACHINE)
+    used[REST] = max(0.0, used[MACHINE] - named)
+    return {name: round(seconds / requests * 1e6, 1) for name, seconds in used.items()}

@@ -1,0 +1,64 @@
+"""Where the CPU goes: per-request shares from two snapshots, and the machine's busy time."""
+
+import os
+import subprocess
+import sys
+
+from benchmark import cpu, report, targets
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def test_the_machine_is_busy_for_all_but_its_idle_and_iowait_ticks():
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    first = f"cpu  {3 * TICKS} {TICKS} {2 * TICKS} {50 * TICKS} {9 * TICKS} 0 {TICKS} {TICKS} {7 * TICKS} 0\n"
+    assert cpu.machine_busy_s(first + "cpu0 1 2 3 4 5 6 7 8 9 10\n") == 8.0
+
+
+def test_this_machines_proc_stat_reads():
+    with open("/proc/stat") as stat:
+        assert cpu.machine_busy_s(stat.read()) > 0
+
+
+def test_each_part_is_its_cpu_over_the_requests_and_the_rest_is_what_no_part_used():
+    before = {"server": 10.0, "nginx": 1.0, cpu.MACHINE: 100.0, cpu.WRK: 5.0}
+    after = {"server": 10.5, "nginx": 1.1, cpu.MACHINE: 101.0, cpu.WRK: 5.2}
+    shares = cpu.per_request_us(before, after, requests=1000)
+    assert shares == {"server": 500.0, "nginx": 100.0, cpu.MACHINE: 1000.0, cpu.WRK: 200.0, cpu.REST: 200.0}
+
+
+def test_the_rest_is_never_negative_and_no_requests_gives_nothing():
+    before = {"server": 0.0, cpu.MACHINE: 0.0, cpu.WRK: 0.0}
+    after = {"server": 1.0, cpu.MACHINE: 0.99, cpu.WRK: 0.0}  # /proc/stat counts in whole ticks
+    assert cpu.per_request_us(before, after, requests=100)[cpu.REST] == 0.0
+    assert cpu.per_request_us(before, after, requests=0) == {}
+
+
+def test_wrks_cpu_is_counted_once_it_has_exited():
+    before = cpu.children_cpu_s()
+    # A child that burns some CPU, like a wrk run does.
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(2_000_000))"], check=True)
+    assert cpu.children_cpu_s() > before
+
+
+PAIRED_CPU = {
+    "trivial direct": [{"server": 500.0, "nginx": 0.0, cpu.WRK: 100.0, cpu.REST: 100.0, cpu.MACHINE: 700.0}] * 2,
+    "trivial nginx": [{"server": 520.0, "nginx": 100.0, cpu.WRK: 100.0, cpu.REST: 130.0, cpu.MACHINE: 850.0},
+                      {"server": 540.0, "nginx": 120.0, cpu.WRK: 100.0, cpu.REST: 140.0, cpu.MACHINE: 890.0}],
+}
+PAIRED = {"trivial direct": [3000, 3100], "trivial nginx": [2500, 2450]}
+
+
+def test_the_full_stack_target_says_what_a_request_cost_the_machine_each_way():
+    check = targets.full_stack_vs_direct([], PAIRED, PAIRED_CPU)
+    assert check["holds"] is False
+    assert check["measured"].endswith("700 µs direct, 870 µs through nginx, 110 µs of it nginx's own "
+                                      "(see Where the CPU goes)")
+
+
+def test_the_report_tables_the_median_share_of_each_part():
+    lines = report.cpu_breakdown(PAIRED, PAIRED_CPU)
+    assert "| measurement | requests/s | server | nginx | wrk | the rest | machine |" in lines
+    assert "| trivial direct | 3,050 | 500 | 0 | 100 | 100 | 700 |" in lines
+    assert "| trivial nginx | 2,475 | 530 | 110 | 100 | 135 | 870 |" in lines
+    assert report.cpu_breakdown(PAIRED, {"trivial direct": []}) == []
