@@ -103,3 +103,26 @@ def test_sleep_at_1000_says_when_the_cpu_bound_puts_the_p99_out_of_reach():
     assert check["holds"] is False
     assert "1000 clients wait 400 ms on average" in check["measured"]
     assert "out of reach" not in targets.sleep_at_1000([{**row_, "bound_rps": 10_000}])["measured"]
+
+
+def paired_sleep_run(rps, p99=300.0, errors=0):
+    return {"rps": rps, "p99_ms": p99, "errors": {"connect": errors, "read": 0, "write": 0, "status": 0, "timeout": 0}}
+
+
+def test_sleep_at_1000_in_paired_rounds_is_measured_against_the_trivial_rate_of_the_same_rounds():
+    paired = {"trivial nginx": [3000, 2000, 2800]}
+    runs = {targets.SLEEP_1000: [paired_sleep_run(2700, 240), paired_sleep_run(1900, 260), paired_sleep_run(2600, 200)]}
+    check = targets.sleep_at_1000([], paired, runs)
+    # Medians: 2600 of 2800, p99 240 ms.
+    assert check["holds"] is True
+    assert check["measured"].startswith("0.93 of 2800 rps (cpu bound, medians of 3 paired rounds; "
+                                        "each round: 0.90, 0.95, 0.93), 0 errors, p99 240 ms")
+    runs[targets.SLEEP_1000][1] = paired_sleep_run(1900, 260, errors=1)
+    assert targets.sleep_at_1000([], paired, runs)["holds"] is False
+
+
+def test_sleep_at_1000_says_when_the_p99_is_out_of_reach():
+    paired = {"trivial nginx": [2500]}
+    check = targets.sleep_at_1000([], paired, {targets.SLEEP_1000: [paired_sleep_run(2400)]})
+    assert check["holds"] is False
+    assert "1000 clients wait 400 ms on average" in check["measured"]

@@ -58,13 +58,15 @@ def main(argv=None):
 
     result = {
         "machine": machine_facts(cores),
-        "plan": {"name": plan.name, "duration": plan.duration, "clients": list(plan.clients)},
+        "plan": {"name": plan.name, "duration": plan.duration, "clients": list(plan.clients),
+                 "paired_rounds": plan.paired_rounds, "paired_duration": plan.paired_duration},
         "compute_ms": runner.compute_ms or 0.0,
         "settings": runner.settings,
         "failures": runner.failures,
         "rows": rows,
         "paired": runner.paired,
         "paired_cpu": runner.paired_cpu,
+        "paired_runs": runner.paired_runs,
     }
     return write(result, args.out)
 
@@ -84,7 +86,8 @@ def compare_tunings(containers, cores, duration, folder, rounds=3):
 
 def write(result, folder):
     """Judge the targets, then write results.json, report.md and the plots; 1 if a server failed."""
-    result["targets"] = targets.check_all(result["rows"], result.get("paired"), result.get("paired_cpu"))
+    result["targets"] = targets.check_all(result["rows"], result.get("paired"), result.get("paired_cpu"),
+                                          result.get("paired_runs"))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (folder / "report.md").write_text(report.render(result))

@@ -152,8 +152,10 @@ class Plan:
     # Seconds of load per measurement, and of warm-up after each server starts.
     duration: int
     warmup: int
-    # Rounds of the paired measurements behind the targets' ratios (see run.PAIRED).
+    # Rounds of the paired measurements behind the targets (see run.PAIRED), and seconds of
+    # each: longer, as 1000 clients spend the first part of a run connecting.
     paired_rounds: int = 3
+    paired_duration: int = 2
     vias: tuple = ("direct", "nginx")
 
     def points(self):
@@ -181,8 +183,9 @@ def make_plan(name, cpus, duration=None):
     if name == "full":
         return Plan("full", tuple(full_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
                     clients=(16, 64, 256, 1000), mixed_clients=(64,), duration=duration or 2, warmup=1,
-                    paired_rounds=5)
+                    paired_rounds=5, paired_duration=5)
     if name == "quick":
         return Plan("quick", tuple(quick_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
-                    clients=(64, 1000), mixed_clients=(64,), duration=duration or 1, warmup=1, paired_rounds=2)
+                    clients=(64, 1000), mixed_clients=(64,), duration=duration or 1, warmup=1, paired_rounds=2,
+                    paired_duration=2)
     raise ValueError(f"unknown plan {name!r}: full or quick")

@@ -88,7 +88,9 @@ def render(result):
         f"Run on {machine['date']}: {machine.get('cpu', 'unknown CPU')}, {machine['cores']} cores, "
         f"{machine['memory_gib']} GiB, {machine['kernel']}, "
         f"Docker {machine['docker']}. Load generator: wrk ({plan['duration']}s per measurement, keep-alive "
-        f"connections = clients), in a container on the benchmark's compose network like every server.",
+        f"connections = clients), in a container on the benchmark's compose network like every server."
+        + (f" The targets' paired rounds: {plan['paired_rounds']} of {plan['paired_duration']}s per measurement."
+           if plan.get("paired_rounds") else ""),
         f"One compute request costs {result['compute_ms']:.2f} ms of CPU (measured, one at a time).",
         "",
         "## Targets",

@@ -10,8 +10,9 @@ import urllib.request
 from . import bounds, wrk
 from .containers import Containers, effective_settings, wait_until_serving
 from .cpu import CpuMeter, per_request_us
-from .plan import COMPUTE, STATIC_FILE, TRIVIAL
+from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
 from .progress import Progress
+from .targets import SLEEP_1000
 
 # An idle server answers the trivial endpoint within this; wait this long for it to be idle.
 QUICK_ANSWER_S = 0.05
@@ -28,7 +29,15 @@ PAIRED = {
     "nginx static": NGINX + STATIC_FILE,
     "flask static": WEB + STATIC_FILE,
     "nginx return 200": NGINX_RETURN_200,
+    # The sleep target: its CPU ceiling is "trivial nginx" in the same rounds.
+    SLEEP_1000: NGINX + SLEEP.path,
 }
+
+
+def paired_clients(name):
+    return 1000 if name == SLEEP_1000 else PAIRED_CLIENTS
+
+
 # The path each of the static measurements (PAIRED's URLs) takes.
 STATIC_VIAS = {"nginx static": "nginx", "flask static": "direct", "nginx return 200": "nginx"}
 
@@ -56,13 +65,16 @@ class Runner:
         self.failures = []
         self.compute_ms = None
         self.paired = {name: [] for name in PAIRED}
+        # Each paired measurement's p99 and errors too, round by round.
+        self.paired_runs = {name: [] for name in PAIRED}
         # CPU microseconds per request of each part, for each paired measurement and round.
         self.paired_cpu = {name: [] for name in PAIRED}
         # The containers of the server being measured: "server", and "nginx" when in front.
         self.deployed = {}
-        points = (sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
-                  + plan.paired_rounds * len(PAIRED))
-        self.progress = Progress(points, plan.duration + 1)
+        points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
+        paired_points = plan.paired_rounds * len(PAIRED)
+        seconds = points * (plan.duration + 1) + paired_points * (plan.paired_duration + 1)
+        self.progress = Progress(points + paired_points, seconds / (points + paired_points))
 
     def run(self):
         self.containers.remove_leftovers()
@@ -102,10 +114,13 @@ class Runner:
             for name in names if number % 2 == 0 else names[::-1]:
                 meter = CpuMeter(self.deployed)
                 before = meter.snapshot()
-                measured = wrk.run(PAIRED[name], PAIRED_CLIENTS, self.plan.duration)
+                measured = wrk.run(PAIRED[name], paired_clients(name), self.plan.paired_duration)
                 self.paired_cpu[name].append(per_request_us(before, meter.snapshot(), measured["requests"]))
                 self.paired[name].append(measured["rps"])
-                self.progress.step(f"paired round {number + 1}: {name} c={PAIRED_CLIENTS}", outcome(measured))
+                self.paired_runs[name].append(
+                    {"rps": measured["rps"], "p99_ms": measured["p99_ms"], "errors": measured["errors"]})
+                self.progress.step(f"paired round {number + 1}: {name}", outcome(measured))
+                settles(NGINX + TRIVIAL.path)
 
     def deploy(self, server, via):
         """Start the server (and nginx in front of it), wait until it serves, warm it up."""

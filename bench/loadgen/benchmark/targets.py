@@ -95,21 +95,36 @@ def static_ratios(rows, paired=None):
     ]
 
 
-def sleep_at_1000(rows):
+SLEEP_1000 = "sleep/100 nginx, 1000 clients"
+CONCURRENCY_BOUND_1000 = 1000 * 1000 / 100  # 1000 requests in flight, 100 ms each
+
+
+def sleep_at_1000(rows, paired=None, paired_runs=None):
     name = "/api/sleep/100, 1000 clients, default configuration (full stack)"
     wanted = f">= {SLEEP_FRACTION_MIN:.2f} of bound, 0 errors, p99 <= {SLEEP_P99_MAX_MS} ms"
-    row = find(rows, "sleep", 1000, "nginx", default=True)
-    if not row or row["fraction"] is None:
-        return not_measured(name, wanted)
-    errors = sum(row["errors"].values())
-    holds = row["fraction"] >= SLEEP_FRACTION_MIN and errors == 0 and row["p99_ms"] <= SLEEP_P99_MAX_MS
-    measured = (f"{row['fraction']:.2f} of {row['bound_rps']:.0f} rps ({row['bound_kind']} bound), "
-                f"{errors} errors, p99 {row['p99_ms']:.0f} ms")
+    runs, ceilings = (paired_runs or {}).get(SLEEP_1000), (paired or {}).get("trivial nginx")
+    if runs and ceilings:
+        # Paired rounds: the CPU ceiling is the full stack's trivial rate in the same rounds.
+        rps = statistics.median(run["rps"] for run in runs)
+        bound, kind = min(CONCURRENCY_BOUND_1000, statistics.median(ceilings)), "cpu"
+        fraction = rps / bound
+        errors = sum(sum(run["errors"].values()) for run in runs)
+        p99 = statistics.median(run["p99_ms"] for run in runs)
+        source = f", medians of {len(runs)} paired rounds; each round: " + ", ".join(
+            f"{run['rps'] / ceiling:.2f}" for run, ceiling in zip(runs, ceilings, strict=False))
+    else:
+        row = find(rows, "sleep", 1000, "nginx", default=True)
+        if not row or row["fraction"] is None:
+            return not_measured(name, wanted)
+        bound, kind, fraction = row["bound_rps"], row["bound_kind"], row["fraction"]
+        errors, p99, source = sum(row["errors"].values()), row["p99_ms"], ""
+    holds = fraction >= SLEEP_FRACTION_MIN and errors == 0 and p99 <= SLEEP_P99_MAX_MS
+    measured = f"{fraction:.2f} of {bound:.0f} rps ({kind} bound{source}), {errors} errors, p99 {p99:.0f} ms"
     # Little's law: each of N clients waits for its answer before asking again, so the mean
     # latency is N / throughput. Under the bound, no p99 can be shorter than that mean.
-    floor_ms = 1000 * 1000 / row["bound_rps"]
+    floor_ms = 1000 * 1000 / bound
     if floor_ms > SLEEP_P99_MAX_MS:
-        measured += (f"; at most {row['bound_rps']:.0f} rps, 1000 clients wait {floor_ms:.0f} ms on average "
+        measured += (f"; at most {bound:.0f} rps, 1000 clients wait {floor_ms:.0f} ms on average "
                      f"(clients / throughput), so a p99 of {SLEEP_P99_MAX_MS} ms is out of reach on this machine")
     return check(name, holds, measured, wanted)
 
@@ -141,6 +156,7 @@ def mixed_default_is_best(rows):
     return check(name, ratio >= 1 - MIXED_WITHIN, measured, wanted)
 
 
-def check_all(rows, paired=None, paired_cpu=None):
-    return [full_stack_vs_direct(rows, paired, paired_cpu), *static_ratios(rows, paired), sleep_at_1000(rows),
+def check_all(rows, paired=None, paired_cpu=None, paired_runs=None):
+    return [full_stack_vs_direct(rows, paired, paired_cpu), *static_ratios(rows, paired),
+            sleep_at_1000(rows, paired, paired_runs),
             seed_rows_near_bound(rows), mixed_default_is_best(rows)]
