@@ -116,7 +116,7 @@ def test_sleep_at_1000_in_paired_rounds_is_measured_against_the_trivial_rate_of_
     # Medians: 2600 of 2800, p99 240 ms.
     assert check["holds"] is True
     assert check["measured"].startswith("0.93 of 2800 rps (cpu bound, medians of 3 paired rounds; "
-                                        "each round: 0.90, 0.95, 0.93), 0 errors, p99 240 ms")
+                                        "each round: 0.90, 0.95, 0.93), 0 errors, p99 240 ms (median of the rounds)")
     runs[targets.SLEEP_1000][1] = paired_sleep_run(1900, 260, errors=1)
     assert targets.sleep_at_1000([], paired, runs)["holds"] is False
 
@@ -126,3 +126,12 @@ def test_sleep_at_1000_says_when_the_p99_is_out_of_reach():
     check = targets.sleep_at_1000([], paired, {targets.SLEEP_1000: [paired_sleep_run(2400)]})
     assert check["holds"] is False
     assert "1000 clients wait 400 ms on average" in check["measured"]
+
+
+def test_sleep_at_1000_names_the_concurrency_bound_when_it_is_the_lower_one():
+    paired = {"trivial nginx": [20000, 30000]}
+    runs = {targets.SLEEP_1000: [paired_sleep_run(9500, 120), paired_sleep_run(9300, 130)]}
+    check = targets.sleep_at_1000([], paired, runs)
+    assert check["measured"].startswith("0.94 of 10000 rps (concurrency bound, medians of 2 paired rounds; "
+                                        "each round: 0.95, 0.93)")
+    assert check["holds"] is True

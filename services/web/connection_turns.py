@@ -9,6 +9,8 @@ timeouts. Waiting for gevent's loop to go idle after each response lets every co
 that is ready run first: a p99 of about 80 ms at the same throughput (see the README's
 benchmark section). gevent.sleep(0) is not enough: it may resume this greenlet before the
 loop polls for IO, and a new connection then waited behind 50 requests queued on another.
+Under load, a connection's next request waits behind the work that is ready at that
+moment, as in a queue, instead of going ahead of it.
 """
 
 

@@ -7,20 +7,23 @@ client gets a response cut short. Held back until the body is ready, the head an
 reach the socket in one write: a worker killed before it has sent nothing, and nginx
 retries the request elsewhere (proxy_next_upstream) as for any replica that died.
 
-File responses (wsgi.file_wrapper, sent with sendfile) still send the head first: the
-kernel copies the file straight from disk, so there is nothing to join the head to.
+File responses sent with sendfile still send the head first: the kernel copies the file
+straight from disk, so there is nothing to join the head to. A streamed body's later
+chunks are separate writes, as they must be; the head goes with the first.
 """
 
+from gunicorn import util
 from gunicorn.http import wsgi
 
 
-def _held_head(response):
+def _take_held_head(response):
     head = getattr(response, "_held_head", b"")
     response._held_head = b""
     return head
 
 
 def _frame(response, data):
+    """Body bytes as they go on the wire: a chunk when the response is chunked."""
     if response.chunked:
         return b"%X\r\n%s\r\n" % (len(data), data)
     return data
@@ -34,26 +37,32 @@ def hold_head(response):
     lines.extend(f"{name}: {value}\r\n" for name, value in response.headers)
     response._held_head = ("".join(lines) + "\r\n").encode("latin-1")
     response.headers_sent = True
+    if response._omits_body:
+        # HEAD, 204 and 304: the head is the whole response, so it goes now, as one write.
+        response.sock.sendall(_take_held_head(response))
 
 
 def emit_body_with_head(response, data):
-    response.sock.sendall(_held_head(response) + _frame(response, data))
+    response.sock.sendall(_take_held_head(response) + _frame(response, data))
 
 
 def close_with_head(response):
     response.send_headers()
     # The zero-size chunk ends a chunked body; an unchunked one ends at its length.
     tail = _frame(response, b"") if response.chunked else b""
-    message = _held_head(response) + tail
+    message = _take_held_head(response) + tail
     if message:
         response.sock.sendall(message)
 
 
 def make_sendfile_flush_head(original_sendfile):
     def sendfile(response, respiter):
+        # Where gunicorn would not use sendfile, the body goes through write(), with the head.
+        if response.cfg.is_ssl or not response.can_sendfile() or not util.has_fileno(respiter.filelike):
+            return False
         # The file goes out through the kernel, not _emit_body: the head must go first.
         response.send_headers()
-        head = _held_head(response)
+        head = _take_held_head(response)
         if head:
             response.sock.sendall(head)
         return original_sendfile(response, respiter)

@@ -2,8 +2,9 @@
 
 import statistics
 
-from .bounds import NEAR_BOUND, stalled
+from .bounds import NEAR_BOUND, concurrency_bound, stalled
 from .cpu import MACHINE
+from .plan import SLEEP
 
 FULL_STACK_MIN = 0.90
 STATIC_VS_FLASK_MIN = 10.0
@@ -96,7 +97,6 @@ def static_ratios(rows, paired=None):
 
 
 SLEEP_1000 = "sleep/100 nginx, 1000 clients"
-CONCURRENCY_BOUND_1000 = 1000 * 1000 / 100  # 1000 requests in flight, 100 ms each
 
 
 def sleep_at_1000(rows, paired=None, paired_runs=None):
@@ -105,13 +105,19 @@ def sleep_at_1000(rows, paired=None, paired_runs=None):
     runs, ceilings = (paired_runs or {}).get(SLEEP_1000), (paired or {}).get("trivial nginx")
     if runs and ceilings:
         # Paired rounds: the CPU ceiling is the full stack's trivial rate in the same rounds.
+        in_flight = concurrency_bound(None, 1000, SLEEP.io_ms)
+
+        def bound_of(ceiling):
+            return min(in_flight, ceiling)
+
         rps = statistics.median(run["rps"] for run in runs)
-        bound, kind = min(CONCURRENCY_BOUND_1000, statistics.median(ceilings)), "cpu"
+        ceiling = statistics.median(ceilings)
+        bound, kind = bound_of(ceiling), "cpu" if ceiling < in_flight else "concurrency"
         fraction = rps / bound
         errors = sum(sum(run["errors"].values()) for run in runs)
         p99 = statistics.median(run["p99_ms"] for run in runs)
         source = f", medians of {len(runs)} paired rounds; each round: " + ", ".join(
-            f"{run['rps'] / ceiling:.2f}" for run, ceiling in zip(runs, ceilings, strict=False))
+            f"{run['rps'] / bound_of(c):.2f}" for run, c in zip(runs, ceilings, strict=False))
     else:
         row = find(rows, "sleep", 1000, "nginx", default=True)
         if not row or row["fraction"] is None:
@@ -119,7 +125,8 @@ def sleep_at_1000(rows, paired=None, paired_runs=None):
         bound, kind, fraction = row["bound_rps"], row["bound_kind"], row["fraction"]
         errors, p99, source = sum(row["errors"].values()), row["p99_ms"], ""
     holds = fraction >= SLEEP_FRACTION_MIN and errors == 0 and p99 <= SLEEP_P99_MAX_MS
-    measured = f"{fraction:.2f} of {bound:.0f} rps ({kind} bound{source}), {errors} errors, p99 {p99:.0f} ms"
+    p99_text = f"p99 {p99:.0f} ms" + (" (median of the rounds)" if source else "")
+    measured = f"{fraction:.2f} of {bound:.0f} rps ({kind} bound{source}), {errors} errors, {p99_text}"
     # Little's law: each of N clients waits for its answer before asking again, so the mean
     # latency is N / throughput. Under the bound, no p99 can be shorter than that mean.
     floor_ms = 1000 * 1000 / bound

@@ -4,8 +4,10 @@ The response is written by gunicorn's own Response to a SOCK_SEQPACKET socket, w
 each write a separate record, so the peer sees exactly how many writes there were.
 """
 
+import functools
 import http.client
 import io
+import re
 import socket
 from pathlib import Path
 
@@ -161,3 +163,48 @@ def test_install_is_idempotent(single_write):
     patched = wsgi.Response.send_headers
     gunicorn_single_write.install()
     assert wsgi.Response.send_headers is patched
+
+
+def without_date(records):
+    return re.sub(rb"\r\nDate: [^\r]*", b"", b"".join(records))
+
+
+def status_app(status, body=b""):
+    def app(environ, start_response):
+        start_response(status, [("Content-Type", "text/plain")])
+        return [body]
+
+    return app
+
+
+CASES = {
+    "json": (None, get("/api/whoami")),
+    "head": (None, get("/healthz", method="HEAD")),
+    "http/1.0": (None, b"GET /healthz HTTP/1.0\r\n\r\n"),
+    "204": (status_app("204 No Content"), get("/")),
+    "304": (status_app("304 Not Modified"), get("/")),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_bytes_on_the_wire_are_gunicorns_own(case, unpatched_gunicorn, flask_app):
+    app, raw_request = CASES[case]
+    app = app or flask_app
+    # Each response has a request id of its own (and /api/whoami the pid): compare the rest.
+    scrub = functools.partial(re.sub, rb'"(pid|request_id)":[^,}]*|X-Request-ID: [^\r]*', b"")
+    shipped = scrub(without_date(serve_one(app, raw_request)))
+    gunicorn_single_write.install()
+    records = serve_one(app, raw_request)
+    assert len(records) == 1
+    assert scrub(without_date(records)) == shipped
+
+
+def test_a_file_without_a_descriptor_goes_out_with_its_head(single_write):
+    def bytesio_file_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"hello"))
+
+    records = serve_one(bytesio_file_app, get("/"))
+    assert len(records) == 1
+    assert parse(records)[2] == b"hello"
+
