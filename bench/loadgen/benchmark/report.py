@@ -4,7 +4,7 @@ import statistics
 
 from .bounds import stalled
 from .cpu import MACHINE, REST, WRK
-from .targets import find
+from .targets import find, median_cpu
 
 ENDPOINT_TITLES = {
     "trivial": "Trivial endpoint (`GET /healthz`)",
@@ -74,7 +74,7 @@ def cpu_breakdown(paired, paired_cpu):
     for name, rounds in paired_cpu.items():
         if not rounds:
             continue
-        cells = [f"{statistics.median(r.get(part, 0.0) for r in rounds):,.0f}" for part, _ in CPU_PARTS]
+        cells = [f"{median_cpu(paired_cpu, name, part):,.0f}" for part, _ in CPU_PARTS]
         out.append(f"| {name} | {statistics.median(paired[name]):,.0f} | " + " | ".join(cells) + " |")
     return out
 

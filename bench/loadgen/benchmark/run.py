@@ -64,8 +64,7 @@ class Runner:
         self.settings = {}
         self.failures = []
         self.compute_ms = None
-        self.paired = {name: [] for name in PAIRED}
-        # Each paired measurement's p99 and errors too, round by round.
+        # Each paired measurement's requests/s, p99 and errors, round by round.
         self.paired_runs = {name: [] for name in PAIRED}
         # CPU microseconds per request of each part, for each paired measurement and round.
         self.paired_cpu = {name: [] for name in PAIRED}
@@ -107,16 +106,20 @@ class Runner:
             self.settings[server.name] = effective_settings(web)
             self.containers.remove_leftovers()
 
+    @property
+    def paired(self):
+        """Each paired measurement's requests/s, round by round: what the targets' ratios take."""
+        return {name: [run["rps"] for run in runs] for name, runs in self.paired_runs.items()}
+
     def run_paired(self):
         names = list(PAIRED)
+        meter = CpuMeter(self.deployed)
         for number in range(self.plan.paired_rounds):
             # Every other round backwards, so no side always runs first.
             for name in names if number % 2 == 0 else names[::-1]:
-                meter = CpuMeter(self.deployed)
                 before = meter.snapshot()
                 measured = wrk.run(PAIRED[name], paired_clients(name), self.plan.paired_duration)
                 self.paired_cpu[name].append(per_request_us(before, meter.snapshot(), measured["requests"]))
-                self.paired[name].append(measured["rps"])
                 self.paired_runs[name].append(
                     {"rps": measured["rps"], "p99_ms": measured["p99_ms"], "errors": measured["errors"]})
                 self.progress.step(f"paired round {number + 1}: {name}", outcome(measured))
