@@ -90,6 +90,16 @@ def test_a_side_that_collapsed_in_one_round_of_three_moves_neither_median():
     assert check["holds"] is False and check["measured"].startswith("0.86 ")
 
 
+def test_the_full_stack_target_shows_the_bare_proxy_of_the_same_rounds_beside_it():
+    paired = {"trivial direct": [1000, 1100, 1000], "trivial nginx": [850, 900, 860],
+              targets.BARE_PROXY: [880, 950, 900]}
+    check = targets.full_stack_vs_direct([], paired)
+    # The bare proxy informs; the target is still judged on the stack's own nginx.
+    assert check["holds"] is False
+    assert check["measured"].endswith("an nginx that only proxies (no log, no added headers, no limits), "
+                                      "in the same rounds: 0.90")
+
+
 def test_paired_static_rounds_judge_both_static_targets():
     paired = {"nginx static": [20000, 18000], "flask static": [1500, 2000], "nginx return 200": [25000, 30000]}
     vs_flask, vs_return = targets.static_ratios([], paired)

@@ -67,6 +67,7 @@ def main(argv=None):
         "paired": runner.paired,
         "paired_cpu": runner.paired_cpu,
         "paired_runs": runner.paired_runs,
+        "mixed_runoff": runner.runoff,
     }
     return write(result, args.out)
 
@@ -87,7 +88,7 @@ def compare_tunings(containers, cores, duration, folder, rounds=3):
 def write(result, folder):
     """Judge the targets, then write results.json, report.md and the plots; 1 if a server failed."""
     result["targets"] = targets.check_all(result["rows"], result.get("paired"), result.get("paired_cpu"),
-                                          result.get("paired_runs"))
+                                          result.get("paired_runs"), result.get("mixed_runoff"))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (folder / "report.md").write_text(report.render(result))

@@ -7,12 +7,12 @@ import time
 import urllib.error
 import urllib.request
 
-from . import bounds, wrk
+from . import bounds, runoff, wrk
 from .containers import Containers, effective_settings, wait_until_serving
 from .cpu import CpuMeter, per_request_us
 from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
 from .progress import Progress
-from .targets import SLEEP_1000
+from .targets import BARE_PROXY, SLEEP_1000
 
 # An idle server answers the trivial endpoint within this; wait this long for it to be idle.
 QUICK_ANSWER_S = 0.05
@@ -20,12 +20,15 @@ SETTLE_TIMEOUT_S = 2
 WEB = "http://web:8000"
 NGINX = "http://nginx:8080"
 NGINX_RETURN_200 = "http://nginx:8081/"
+# The same nginx image doing nothing but proxying: what the hop itself costs.
+NGINX_BARE_PROXY = "http://nginx:8082"
 # Measured in turn, round after round, with the default server and nginx both up: the
 # targets compare neighbours in time, so a noisy machine moves both sides of a ratio.
 PAIRED_CLIENTS = 64
 PAIRED = {
     "trivial direct": WEB + TRIVIAL.path,
     "trivial nginx": NGINX + TRIVIAL.path,
+    BARE_PROXY: NGINX_BARE_PROXY + TRIVIAL.path,
     "nginx static": NGINX + STATIC_FILE,
     "flask static": WEB + STATIC_FILE,
     "nginx return 200": NGINX_RETURN_200,
@@ -70,8 +73,11 @@ class Runner:
         self.paired_cpu = {name: [] for name in PAIRED}
         # The containers of the server being measured: "server", and "nginx" when in front.
         self.deployed = {}
+        # The mixed workload's runoff (see runoff.py), when the plan measures mixed at its client count.
+        self.runoff = None
         points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
-        paired_points = plan.paired_rounds * len(PAIRED)
+        runoff_rounds = plan.paired_rounds if runoff.CLIENTS in plan.mixed_clients else 0
+        paired_points = plan.paired_rounds * len(PAIRED) + runoff_rounds * (1 + runoff.RIVALS)
         seconds = points * (plan.duration + 1) + paired_points * (plan.paired_duration + 1)
         self.progress = Progress(points + paired_points, seconds / (points + paired_points))
 
@@ -85,7 +91,21 @@ class Runner:
                 print(f"!! {server.name}: {error}", flush=True)
             finally:
                 self.containers.remove_leftovers()
+        self.run_runoff()
         return self.rows
+
+    def run_runoff(self):
+        if runoff.CLIENTS not in self.plan.mixed_clients or not self.plan.paired_rounds:
+            return
+        candidates = runoff.candidates(self.rows, self.plan.servers)
+        if len(candidates) < 2:
+            return
+        try:
+            self.runoff = runoff.run(self.containers, candidates, self.plan.paired_rounds,
+                                     self.plan.paired_duration, self.progress)
+        except Exception as error:
+            self.failures.append(f"mixed runoff: {error}")
+            print(f"!! mixed runoff: {error}", flush=True)
 
     def run_server(self, server):
         for via in self.plan.vias:

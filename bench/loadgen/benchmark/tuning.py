@@ -35,16 +35,16 @@ def deploy(containers, variants):
     return bases
 
 
-def compare(containers, variants, rounds, duration):
+def compare(containers, variants, rounds, duration, workloads=WORKLOADS, progress=None):
     """{variant name: {workload label: [measurement per round]}}."""
     containers.remove_leftovers()
-    progress = Progress(rounds * len(WORKLOADS) * len(variants), duration + 1)
-    measured = {variant.name: {label: [] for label, *_ in WORKLOADS} for variant in variants}
+    progress = progress or Progress(rounds * len(workloads) * len(variants), duration + 1)
+    measured = {variant.name: {label: [] for label, *_ in workloads} for variant in variants}
     try:
         bases = deploy(containers, variants)
         numbered = list(enumerate(variants))
         for number in range(rounds):
-            for label, via, endpoint, clients in WORKLOADS:
+            for label, via, endpoint, clients in workloads:
                 for index, variant in numbered if number % 2 == 0 else numbered[::-1]:
                     url = bases[index][via] + endpoint.path
                     result = wrk.run(url, clients, duration, endpoint.mix)
