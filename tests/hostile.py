@@ -12,7 +12,7 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from app.security_headers import HTML_POLICY
-from stack import wait_for_nginx_log_flush
+from stack import wait_for_access_log_flush
 
 # nginx's headers on every response (snippets/response-headers.conf).
 SECURITY_HEADERS = {
@@ -157,12 +157,14 @@ def assert_security_headers(response, csp=DENY_ALL_CSP):
 
 
 def web_logs(stack, since=None):
+    """web's log since the given time, once every access log line gunicorn holds is written."""
+    wait_for_access_log_flush()
     return "".join(c.logs(since=since).decode("utf-8", "replace") for c in stack.containers("web"))
 
 
 def nginx_access_log(stack, since=None):
     """nginx's JSON access log lines since the given time, parsed, once every line is written."""
-    wait_for_nginx_log_flush()
+    wait_for_access_log_flush()
     lines = "".join(
         c.logs(stdout=True, stderr=False, since=since).decode("utf-8", "replace") for c in stack.containers("nginx")
     )
@@ -184,7 +186,7 @@ def stack_comes_out_unharmed(stack):
     worker was restarted, nothing logged a traceback, and no response was a 500, 502, 503 or
     504 (nginx's access log covers every request, including those no test looked at)."""
     # The lines of requests made before this module are written by now, so none counts here.
-    wait_for_nginx_log_flush()
+    wait_for_access_log_flush()
     started = int(time.time())  # whole seconds: what the Docker API's `since` takes
     before = web_state(stack)
     yield

@@ -71,10 +71,10 @@ class Stack:
     def logs(self, service):
         return "".join(c.logs().decode("utf-8", "replace") for c in self.containers(service))
 
-    def flushed_nginx_logs(self):
-        """nginx's log with every request so far in it (see wait_for_nginx_log_flush)."""
-        wait_for_nginx_log_flush()
-        return self.logs("nginx")
+    def flushed_logs(self, service):
+        """A service's log with every request so far in it (see wait_for_access_log_flush)."""
+        wait_for_access_log_flush()
+        return self.logs(service)
 
     def url(self, path):
         return self.base_url + path
@@ -101,13 +101,14 @@ def effective_settings(container):
     return dict(re.findall(r"(\w+)=(\S+)", lines[0].split("effective settings:", 1)[1]))
 
 
-# nginx writes its access log in batches, at least this often (default.conf.template).
-NGINX_LOG_FLUSH_S = 1
+# nginx and gunicorn write their access logs in batches: a line waits at most this long
+# (nginx's flush=1s; gunicorn's GUNICORN_ACCESS_LOG_FLUSH_SECONDS=1, looked at every 0.25s).
+ACCESS_LOG_FLUSH_S = 1.25
 
 
-def wait_for_nginx_log_flush():
-    """Each nginx worker writes its buffered lines within the flush interval."""
-    time.sleep(NGINX_LOG_FLUSH_S + 0.5)
+def wait_for_access_log_flush():
+    """Each nginx and gunicorn worker writes the lines it holds within the flush interval."""
+    time.sleep(ACCESS_LOG_FLUSH_S + 0.5)
 
 
 def wait_for(condition, deadline_s, interval_s=0.2, message="condition"):

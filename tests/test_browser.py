@@ -45,10 +45,10 @@ def test_page_script_fetches_whoami_through_nginx(stack, chromium):
 
 def test_page_renders_with_its_stylesheet(stack, chromium, tmp_path):
     screenshot = tmp_path / "index.png"
-    lines_before = len(stack.flushed_nginx_logs().splitlines())
+    lines_before = len(stack.flushed_logs("nginx").splitlines())
     run_chromium(chromium, f"--screenshot={screenshot}", "--window-size=900,700", stack.url("/"))
     assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 5000
     # This page load fetched the stylesheet, script and image from nginx, each a 200.
-    new_lines = stack.flushed_nginx_logs().splitlines()[lines_before:]
+    new_lines = stack.flushed_logs("nginx").splitlines()[lines_before:]
     for asset in ("/static/css/site.", "/static/js/whoami.", "/static/img/logo."):
         assert any(f'"GET {asset}' in line and '"status":200' in line for line in new_lines), asset

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from stack import NGINX_LOG_FLUSH_S, wait_for, wait_for_nginx_log_flush
+from stack import ACCESS_LOG_FLUSH_S, wait_for, wait_for_access_log_flush
 
 NGINX_GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -57,7 +57,7 @@ def test_the_same_request_id_is_in_nginx_and_gunicorn_logs(stack):
 
 def test_nginx_writes_its_access_log_in_batches_within_the_flush_interval(stack):
     def held_back():
-        wait_for_nginx_log_flush()  # an empty buffer: the next line starts a new interval
+        wait_for_access_log_flush()  # an empty buffer: the next line starts a new interval
         request_id = stack.get("/api/whoami").headers["X-Request-ID"]
         time.sleep(0.3)  # ample for a line written at once to reach Docker's log
         return request_id, request_id not in stack.logs("nginx")
@@ -68,5 +68,5 @@ def test_nginx_writes_its_access_log_in_batches_within_the_flush_interval(stack)
     assert any(held for _, held in attempts), "every line was written at once: the log is not buffered"
     # ...and written once the interval is over.
     for request_id, _ in attempts:
-        wait_for(lambda rid=request_id: rid in stack.logs("nginx"), deadline_s=NGINX_LOG_FLUSH_S + 2,
+        wait_for(lambda rid=request_id: rid in stack.logs("nginx"), deadline_s=ACCESS_LOG_FLUSH_S + 2,
                  interval_s=0.1, message="the buffered access log line")

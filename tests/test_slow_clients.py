@@ -81,7 +81,7 @@ def test_a_normal_request_answers_promptly_during_a_slow_client_attack(one_worke
     assert len(answers) >= 10 and not failed, failed
     assert slowest < 1.0, slowest
     # None of the unfinished requests ever reached gunicorn.
-    assert "/api/echo" not in one_worker_stack.logs("web")
+    assert "/api/echo" not in one_worker_stack.flushed_logs("web")
 
 
 def test_without_nginx_the_same_slow_client_ties_up_the_only_worker(one_worker_stack):

@@ -47,7 +47,7 @@ def test_scaling_down_and_up_under_load_loses_nothing(busy_stack):
     slept = [o for o in load.outcomes if o.path.startswith("/api/sleep")]
     assert slept and all(o.status == 200 for o in slept)
     # The drain really happened: stopping replicas answered 503 and nginx retried elsewhere.
-    assert '"upstream_status":"503, 200"' in busy_stack.flushed_nginx_logs()
+    assert '"upstream_status":"503, 200"' in busy_stack.flushed_logs("nginx")
     assert_no_failures(load, "scale 3 -> 1 -> 3 (make scale)")
 
 

@@ -8,6 +8,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gunicorn_errors
 import gunicorn_single_write
+from batched_access_log import batch_access_log
 from connection_turns import take_turns
 from gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env
 from worker_lifecycle import DrainFlag, DrainingMiddleware, drain_then_stop, recycle_if_over_ceiling
@@ -36,8 +37,15 @@ def post_worker_init(worker):
     worker.wsgi = DrainingMiddleware(worker.wsgi, drain_flag)
     # Called after each response: a gevent worker's connections take turns (connection_turns.py).
     worker.take_turn = take_turns(worker.cfg.worker_class_str)
+    worker.batched_access_log = batch_access_log(worker.log, lifecycle["access_log_flush_seconds"])
 
 
 def post_request(worker, req, environ, resp):
     recycle_if_over_ceiling(worker, lifecycle["max_worker_memory_mb"] * 2**20)
     worker.take_turn()
+
+
+def worker_exit(server, worker):
+    # The lines still held go out before the worker does.
+    if getattr(worker, "batched_access_log", None):
+        worker.batched_access_log.flush()

@@ -137,12 +137,15 @@ def settings_from_env(environ, cpus=None):
 
 
 def lifecycle_settings_from_env(environ):
-    """Settings of worker_lifecycle.py: how long to drain, when to recycle a fat worker."""
+    """Settings of this stack's own worker hooks: how long to drain, when to recycle a fat
+    worker (worker_lifecycle.py), how long access log lines may wait (batched_access_log.py)."""
     return {
         # Long enough for nginx to see this replica's 503 and stop choosing it.
         "drain_seconds": _int(environ, "GUNICORN_DRAIN_SECONDS", 3),
         # Resident memory a worker may hold before it is recycled; 0 = no ceiling.
         "max_worker_memory_mb": _int(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", 256),
+        # Lines are written in batches, at least this often; 0 writes each line at once.
+        "access_log_flush_seconds": _int(environ, "GUNICORN_ACCESS_LOG_FLUSH_SECONDS", 1),
     }
 
 

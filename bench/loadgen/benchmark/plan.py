@@ -131,6 +131,8 @@ def tuning_variants(cpus):
         # Two processes per core instead of one.
         f"GUNICORN_WORKERS={2 * cpus}": ({"GUNICORN_WORKERS": str(2 * cpus)}, {}),
         "GUNICORN_WORKER_CLASS=gthread": ({"GUNICORN_WORKER_CLASS": "gthread"}, {}),
+        # gunicorn's access log written line by line, as gunicorn does by itself.
+        "GUNICORN_ACCESS_LOG_FLUSH_SECONDS=0": ({"GUNICORN_ACCESS_LOG_FLUSH_SECONDS": "0"}, {}),
         # Next to no idle connections kept from nginx to gunicorn: most requests connect anew.
         "NGINX_UPSTREAM_KEEPALIVE=1": ({}, {"NGINX_UPSTREAM_KEEPALIVE": "1"}),
         # Enough idle connections per nginx worker for 1000 clients' requests to reuse them.

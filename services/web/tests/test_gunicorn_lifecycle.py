@@ -143,3 +143,41 @@ def test_a_gevent_worker_serves_a_new_connection_between_another_ones_queued_req
     assert answered[-1] == queued, "every queued request must be answered too"
     # Without turns the new connection waits for the whole queue (60 of 60 done first).
     assert done_when_answered < queued // 2, f"{done_when_answered} of {queued} queued requests went first"
+
+
+def logged(log, marker, within_s):
+    deadline = time.monotonic() + within_s
+    while marker not in log.read_text():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread", "gevent"])
+def test_access_log_lines_are_held_then_written_with_no_request_to_push_them(gunicorn, worker_class):
+    _, port, log = gunicorn(GUNICORN_WORKER_CLASS=worker_class, GUNICORN_ACCESS_LOG_FLUSH_SECONDS="2")
+    assert request(port, "GET", "/api/whoami?probe=held")[0] == 200
+    time.sleep(0.3)
+    assert "probe=held" not in log.read_text(), "the line was written at once: the log is not batched"
+    # Written by the worker's own flusher once due (2s, looked at every 0.5s), though idle.
+    assert logged(log, '"GET /api/whoami?probe=held HTTP/1.1" 200', within_s=4)
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+def test_a_stopping_worker_writes_the_lines_it_holds(gunicorn, worker_class):
+    process, port, log = gunicorn(GUNICORN_WORKER_CLASS=worker_class, GUNICORN_ACCESS_LOG_FLUSH_SECONDS="600",
+                                  GUNICORN_DRAIN_SECONDS="0")
+    for number in range(3):
+        assert request(port, "GET", f"/api/whoami?probe=stop-{number}")[0] == 200
+    assert "probe=stop-" not in log.read_text()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    text = log.read_text()
+    assert all(f"probe=stop-{number}" in text for number in range(3))
+
+
+def test_an_interval_of_zero_writes_each_line_at_once(gunicorn):
+    _, port, log = gunicorn(GUNICORN_ACCESS_LOG_FLUSH_SECONDS="0")
+    assert request(port, "GET", "/api/whoami?probe=at-once")[0] == 200
+    assert logged(log, "probe=at-once", within_s=0.5)

@@ -118,12 +118,17 @@ def test_resident_memory_grows_with_what_the_process_touches():
 
 
 def test_lifecycle_defaults_and_overrides():
-    assert lifecycle_settings_from_env({}) == {"drain_seconds": 3, "max_worker_memory_mb": 256}
-    assert lifecycle_settings_from_env({"GUNICORN_DRAIN_SECONDS": "0", "GUNICORN_MAX_WORKER_MEMORY_MB": "64"}) == {
-        "drain_seconds": 0, "max_worker_memory_mb": 64,
+    assert lifecycle_settings_from_env({}) == {
+        "drain_seconds": 3, "max_worker_memory_mb": 256, "access_log_flush_seconds": 1,
+    }
+    assert lifecycle_settings_from_env({"GUNICORN_DRAIN_SECONDS": "0", "GUNICORN_MAX_WORKER_MEMORY_MB": "64",
+                                        "GUNICORN_ACCESS_LOG_FLUSH_SECONDS": "0"}) == {
+        "drain_seconds": 0, "max_worker_memory_mb": 64, "access_log_flush_seconds": 0,
     }
     with pytest.raises(ValueError, match="GUNICORN_MAX_WORKER_MEMORY_MB"):
         lifecycle_settings_from_env({"GUNICORN_MAX_WORKER_MEMORY_MB": "lots"})
+    with pytest.raises(ValueError, match="GUNICORN_ACCESS_LOG_FLUSH_SECONDS must be at least 0"):
+        lifecycle_settings_from_env({"GUNICORN_ACCESS_LOG_FLUSH_SECONDS": "-1"})
 
 
 def test_resident_memory_reads_this_process():
