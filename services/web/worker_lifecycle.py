@@ -70,10 +70,29 @@ def drain_then_stop(arbiter, flag, drain_seconds, stop):
     stop()
 
 
-def resident_memory_bytes(statm="/proc/self/statm"):
-    """This process's resident set size, in bytes."""
-    with open(statm, encoding="ascii") as counters:
-        return int(counters.read().split()[1]) * PAGE_SIZE
+class ResidentMemory:
+    """This process's resident set size, from a /proc/self/statm descriptor kept open and
+    read again after each request: opening the file each time cost about 24 µs, re-reading
+    it 2 µs, a twentieth of what a trivial request costs a worker.
+
+    /proc/self names the process that opened it, so a process forked since (a worker, from
+    the master) opens its own."""
+
+    def __init__(self, statm="/proc/self/statm"):
+        self.statm = statm
+        self.fd = None
+        self.opened_by = None
+
+    def __call__(self):
+        if self.opened_by != os.getpid():
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd = os.open(self.statm, os.O_RDONLY | os.O_CLOEXEC)
+            self.opened_by = os.getpid()
+        return int(os.pread(self.fd, 256, 0).split()[1]) * PAGE_SIZE
+
+
+resident_memory_bytes = ResidentMemory()
 
 
 def recycle_if_over_ceiling(worker, ceiling_bytes, rss_bytes=None):

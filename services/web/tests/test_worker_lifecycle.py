@@ -12,6 +12,7 @@ from gunicorn_settings import lifecycle_settings_from_env
 from worker_lifecycle import (
     DrainFlag,
     DrainingMiddleware,
+    ResidentMemory,
     drain_then_stop,
     recycle_if_over_ceiling,
     resident_memory_bytes,
@@ -132,4 +133,21 @@ def test_lifecycle_defaults_and_overrides():
 
 
 def test_resident_memory_reads_this_process():
-    assert resident_memory_bytes(f"/proc/{os.getpid()}/statm") > 1 * 2**20
+    assert ResidentMemory(f"/proc/{os.getpid()}/statm")() > 1 * 2**20
+
+
+def test_a_forked_child_reads_its_own_resident_memory_not_its_parents():
+    resident_memory_bytes()  # opened by this process
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        ballast = b"\xa5" * (64 * 2**20)
+        os.write(write, str(resident_memory_bytes()).encode())
+        os._exit(0 if ballast else 1)
+    os.close(write)
+    child_rss = int(os.read(read, 64))
+    os.waitpid(child, 0)
+    os.close(read)
+    # Read through the parent's descriptor, the child would report the parent's size. (A forked
+    # child maps some of its parent's pages only when it touches them: not the whole 64 MiB.)
+    assert child_rss - resident_memory_bytes() >= 48 * 2**20
