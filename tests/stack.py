@@ -29,7 +29,9 @@ class Stack:
         self.port = free_loopback_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.compose_files = compose_files
-        self.env = {**os.environ, "HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(self.port), **(env or {})}
+        # The flush interval the log-reading tests wait for (ACCESS_LOG_FLUSH_S), whatever a .env says.
+        self.env = {**os.environ, "HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(self.port),
+                    "GUNICORN_ACCESS_LOG_FLUSH_SECONDS": "1", **(env or {})}
         self.docker = docker.from_env()
 
     def compose(self, *args, timeout=300, check=True):

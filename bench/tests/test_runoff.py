@@ -1,5 +1,9 @@
 """The mixed runoff takes the default and its closest rivals; the target is judged on its rounds."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 from benchmark import runoff, targets
 from benchmark.plan import Server
 
@@ -48,3 +52,9 @@ def test_a_default_that_wins_the_runoff_holds():
     result = {"default": "d", "rounds": {"d": rounds(900, 950), "w4": rounds(800, 850)}}
     check = targets.mixed_default_is_best([], result)
     assert check["holds"] is True and check["measured"].startswith("1.00 of the best")
+
+
+def test_the_runner_imports_first_without_a_cycle():
+    """run imports runoff, which imports tuning: tuning must not need run back."""
+    loadgen = Path(__file__).resolve().parents[1] / "loadgen"
+    subprocess.run([sys.executable, "-c", "import benchmark.run"], cwd=loadgen, check=True, timeout=30)

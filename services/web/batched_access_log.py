@@ -6,7 +6,7 @@ endpoint (make bench-tuning). A line waits about GUNICORN_ACCESS_LOG_FLUSH_SECON
 like nginx's access log (buffer=4k flush=1s); 0 writes each line at once.
 """
 
-import contextlib
+import errno
 import logging
 import os
 import sys
@@ -14,6 +14,8 @@ import threading
 import time
 
 # A pipe takes a write of up to 4 KiB whole (PIPE_BUF): the workers' batches never mix.
+# A single line over 4 KiB (a request line may be 8k) is written alone, and may mix, as
+# gunicorn's own handler's would.
 BATCH_BYTES = 4096
 
 
@@ -30,6 +32,7 @@ class BatchedLines(logging.Handler):
         self.lines = []
         self.size = 0
         self.oldest = None
+        self.stopped = threading.Event()
 
     def emit(self, record):
         try:
@@ -46,9 +49,17 @@ class BatchedLines(logging.Handler):
             self.handleError(record)
 
     def flush(self):
-        # An OSError: stdout is gone (the container is stopping), nothing left to write to.
-        with self.lock, contextlib.suppress(OSError):
-            self._write_held()
+        with self.lock:
+            try:
+                self._write_held()
+            except OSError as error:
+                # Only when stdout is gone (the container is stopping): nothing to write to.
+                if error.errno not in (errno.EPIPE, errno.EBADF):
+                    raise
+
+    def close(self):
+        self.stopped.set()
+        super().close()
 
     def _write_held(self):
         data = b"".join(self.lines)
@@ -63,8 +74,7 @@ class BatchedLines(logging.Handler):
         threading.Thread(target=self._flush_when_due, name="access-log-flush", daemon=True).start()
 
     def _flush_when_due(self):
-        while True:
-            time.sleep(self.interval_s / 4)
+        while not self.stopped.wait(self.interval_s / 4):
             with self.lock:
                 if self.oldest is not None and self.clock() - self.oldest >= self.interval_s:
                     self.flush()

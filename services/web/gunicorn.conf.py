@@ -11,7 +11,13 @@ import gunicorn_single_write
 from batched_access_log import batch_access_log
 from connection_turns import take_turns
 from gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env
-from worker_lifecycle import DrainFlag, DrainingMiddleware, drain_then_stop, recycle_if_over_ceiling
+from worker_lifecycle import (
+    DrainFlag,
+    DrainingMiddleware,
+    drain_then_stop,
+    recycle_if_over_ceiling,
+    resident_memory_bytes,
+)
 
 globals().update(settings_from_env(os.environ))
 gunicorn_errors.install()
@@ -35,6 +41,8 @@ def when_ready(server):
 
 def post_worker_init(worker):
     worker.wsgi = DrainingMiddleware(worker.wsgi, drain_flag)
+    # Opens this worker's own /proc/self/statm before any request (see ResidentMemory).
+    resident_memory_bytes()
     # Called after each response: a gevent worker's connections take turns (connection_turns.py).
     worker.take_turn = take_turns(worker.cfg.worker_class_str)
     worker.batched_access_log = batch_access_log(worker.log, lifecycle["access_log_flush_seconds"])

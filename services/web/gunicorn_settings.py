@@ -144,7 +144,8 @@ def lifecycle_settings_from_env(environ):
         "drain_seconds": _int(environ, "GUNICORN_DRAIN_SECONDS", 3),
         # Resident memory a worker may hold before it is recycled; 0 = no ceiling.
         "max_worker_memory_mb": _int(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", 256),
-        # Lines are written in batches, at least this often; 0 writes each line at once.
+        # Access log lines are written in batches; a line waits about this long at most
+        # (up to a quarter more), or until 4 KiB of lines are held. 0: each line at once.
         "access_log_flush_seconds": _int(environ, "GUNICORN_ACCESS_LOG_FLUSH_SECONDS", 1),
     }
 

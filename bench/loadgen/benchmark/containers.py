@@ -1,4 +1,4 @@
-"""Starts and removes the containers under test on the benchmark's compose network."""
+"""Starts and removes the containers under test on the benchmark's compose network, and waits on them."""
 
 import time
 import urllib.error
@@ -8,6 +8,9 @@ import docker
 
 LABEL = "flask-stack.bench"
 STARTUP_TIMEOUT_S = 60
+# An idle server answers the trivial endpoint within this; wait this long for it to be idle.
+QUICK_ANSWER_S = 0.05
+SETTLE_TIMEOUT_S = 2
 
 
 class Containers:
@@ -72,3 +75,24 @@ def effective_settings(container):
         if "effective settings:" in line:
             return line.split("effective settings:", 1)[1].strip()
     return None
+
+
+def settles(url, within=SETTLE_TIMEOUT_S):
+    """True once an idle request is answered quickly twice in a row: the server has
+    finished the work the last clients left behind. False if that takes longer than `within`."""
+    deadline = time.monotonic() + within
+    quick_answers = 0
+    while quick_answers < 2:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=left) as response:
+                response.read()
+        except (urllib.error.URLError, OSError):
+            quick_answers = 0
+            time.sleep(0.1)
+            continue
+        quick_answers = quick_answers + 1 if time.monotonic() - started < QUICK_ANSWER_S else 0
+    return True

@@ -3,20 +3,16 @@
 import json
 import os
 import statistics
-import time
 import urllib.error
 import urllib.request
 
 from . import bounds, runoff, wrk
-from .containers import Containers, effective_settings, wait_until_serving
+from .containers import Containers, effective_settings, settles, wait_until_serving
 from .cpu import CpuMeter, per_request_us
 from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
 from .progress import Progress
 from .targets import BARE_PROXY, SLEEP_1000
 
-# An idle server answers the trivial endpoint within this; wait this long for it to be idle.
-QUICK_ANSWER_S = 0.05
-SETTLE_TIMEOUT_S = 2
 WEB = "http://web:8000"
 NGINX = "http://nginx:8080"
 NGINX_RETURN_200 = "http://nginx:8081/"
@@ -172,27 +168,6 @@ class Runner:
                "via": via, "endpoint": "static", "clients": clients, **measured}
         self.rows.append(row)
         self.progress.step(f"{name} c={clients}", outcome(measured))
-
-
-def settles(url, within=SETTLE_TIMEOUT_S):
-    """True once an idle request is answered quickly twice in a row: the server has
-    finished the work the last clients left behind. False if that takes longer than `within`."""
-    deadline = time.monotonic() + within
-    quick_answers = 0
-    while quick_answers < 2:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(url, timeout=left) as response:
-                response.read()
-        except (urllib.error.URLError, OSError):
-            quick_answers = 0
-            time.sleep(0.1)
-            continue
-        quick_answers = quick_answers + 1 if time.monotonic() - started < QUICK_ANSWER_S else 0
-    return True
 
 
 def outcome(measured):

@@ -8,8 +8,9 @@ after round, like the tunings (every candidate up at once, only the measured one
 from . import tuning
 from .plan import MIXED
 
-CLIENTS = 64
-WORKLOAD = (f"mixed, full stack, {CLIENTS} clients", "nginx", MIXED, CLIENTS)
+# The tunings' mixed workload: (label, path, endpoint, clients).
+WORKLOAD = next(workload for workload in tuning.WORKLOADS if workload[2] is MIXED)
+CLIENTS = WORKLOAD[3]
 # Rivals taken into the runoff beside the default: the best others of the single runs.
 RIVALS = 2
 
@@ -35,4 +36,3 @@ def run(containers, servers, rounds, duration, progress=None):
     return {"default": servers[0].name,
             "rounds": {name: [{key: run[key] for key in ("rps", "p99_ms", "errors")} for run in workloads[label]]
                        for name, workloads in measured.items()}}
-

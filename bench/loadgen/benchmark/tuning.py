@@ -8,10 +8,9 @@ order, like the targets' paired rounds: the machine's noise moves every variant 
 import statistics
 
 from . import wrk
-from .containers import wait_until_serving
+from .containers import settles, wait_until_serving
 from .plan import MIXED, SLEEP, TRIVIAL
 from .progress import Progress
-from .run import settles
 
 # (label, path, endpoint, clients): the workloads the targets are about.
 WORKLOADS = (

@@ -89,11 +89,14 @@ def test_a_partial_write_is_continued_until_every_byte_is_out():
 def test_held_lines_are_written_without_another_request_once_due():
     batched, writes = handler(interval_s=0.1, clock=time.monotonic)
     batched.flush_periodically()
-    log(batched, "idle afterwards")
-    deadline = time.monotonic() + 2
-    while not writes and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert writes == [b"idle afterwards\n"]
+    try:
+        log(batched, "idle afterwards")
+        deadline = time.monotonic() + 2
+        while not writes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert writes == [b"idle afterwards\n"]
+    finally:
+        batched.close()
 
 
 def gunicorn_logger(**settings):
@@ -112,6 +115,7 @@ def test_gunicorns_access_log_to_stdout_is_batched_with_its_own_format():
         assert batched.formatter is stock_formatter and batched._gunicorn
     finally:
         logger.access_log.removeHandler(batched)
+        batched.close()
 
 
 @pytest.mark.parametrize("accesslog", ["file", None])
@@ -133,6 +137,8 @@ def test_stdout_is_what_the_batches_are_written_to(capfd):
     logger.access_log.handlers[0].stream = sys.stdout
     batched = batch_access_log(logger, 0)
     try:
+        # gunicorn's own handler is gone (pytest adds capturing handlers of its own).
+        assert [h for h in logger.access_log.handlers if getattr(h, "_gunicorn", False)] == [batched]
         logger.access_log.info("a line for stdout")
         # (pytest may echo the record on its own lines: only the bare line is the handler's.)
         assert "a line for stdout" in capfd.readouterr().out.splitlines()

@@ -141,9 +141,11 @@ def test_a_forked_child_reads_its_own_resident_memory_not_its_parents():
     read, write = os.pipe()
     child = os.fork()
     if child == 0:
-        ballast = b"\xa5" * (64 * 2**20)
-        os.write(write, str(resident_memory_bytes()).encode())
-        os._exit(0 if ballast else 1)
+        try:
+            ballast = b"\xa5" * (64 * 2**20)
+            os.write(write, str(resident_memory_bytes() if ballast else 0).encode())
+        finally:
+            os._exit(0)  # never back into pytest
     os.close(write)
     child_rss = int(os.read(read, 64))
     os.waitpid(child, 0)
