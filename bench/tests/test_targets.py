@@ -131,6 +131,15 @@ def test_sleep_at_1000_in_paired_rounds_is_measured_against_the_trivial_rate_of_
     assert targets.sleep_at_1000([], paired, runs)["holds"] is False
 
 
+def test_a_round_with_no_trivial_answer_has_no_ceiling_and_breaks_nothing():
+    # A stalled server answered nothing in one trivial round.
+    paired = {"trivial nginx": [3000, 0, 2800]}
+    runs = {targets.SLEEP_1000: [paired_sleep_run(2700, 240), paired_sleep_run(1900, 260), paired_sleep_run(2600, 200)]}
+    check = targets.sleep_at_1000([], paired, runs)
+    assert "each round: 0.90, no ceiling, 0.93" in check["measured"]
+    assert targets.full_stack_vs_direct([], {**paired, "trivial direct": [3500, 0, 3400]})["holds"] is False
+
+
 def test_sleep_at_1000_says_when_the_p99_is_out_of_reach():
     paired = {"trivial nginx": [2500]}
     check = targets.sleep_at_1000([], paired, {targets.SLEEP_1000: [paired_sleep_run(2400)]})

@@ -69,6 +69,10 @@ def main(argv=None):
         "paired_runs": runner.paired_runs,
         "mixed_runoff": runner.runoff,
     }
+    # The measurements first, as they are: should judging or plotting fail, nothing measured
+    # is lost, and --render-only can try again.
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     return write(result, args.out)
 
 

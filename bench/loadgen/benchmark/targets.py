@@ -120,11 +120,13 @@ def sleep_at_1000(rows, paired=None, paired_runs=None):
         rps = statistics.median(run["rps"] for run in runs)
         ceiling = statistics.median(ceilings)
         bound, kind = bound_of(ceiling), "cpu" if ceiling < in_flight else "concurrency"
-        fraction = rps / bound
+        fraction = rps / bound if bound else 0.0
         errors = sum(sum(run["errors"].values()) for run in runs)
         p99 = statistics.median(run["p99_ms"] for run in runs)
+        # A round whose trivial run got no answer at all (a stalled server) has no ceiling.
         source = f", medians of {len(runs)} paired rounds; each round: " + ", ".join(
-            f"{run['rps'] / bound_of(c):.2f}" for run, c in zip(runs, ceilings, strict=False))
+            f"{run['rps'] / bound_of(c):.2f}" if bound_of(c) else "no ceiling"
+            for run, c in zip(runs, ceilings, strict=False))
     else:
         row = find(rows, "sleep", 1000, "nginx", default=True)
         if not row or row["fraction"] is None:
@@ -136,7 +138,7 @@ def sleep_at_1000(rows, paired=None, paired_runs=None):
     measured = f"{fraction:.2f} of {bound:.0f} rps ({kind} bound{source}), {errors} errors, {p99_text}"
     # Little's law: each of N clients waits for its answer before asking again, so the mean
     # latency is N / throughput. Under the bound, no p99 can be shorter than that mean.
-    floor_ms = 1000 * 1000 / bound
+    floor_ms = 1000 * 1000 / bound if bound else 0.0
     if floor_ms > SLEEP_P99_MAX_MS:
         measured += (f"; at most {bound:.0f} rps, 1000 clients wait {floor_ms:.0f} ms on average "
                      f"(clients / throughput), so a p99 of {SLEEP_P99_MAX_MS} ms is out of reach on this machine")
