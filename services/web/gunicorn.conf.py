@@ -11,20 +11,25 @@ import gunicorn_single_write
 from batched_access_log import batch_access_log
 from connection_turns import take_turns
 from gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env
+from recycle_turns import RecycleTurn
 from worker_lifecycle import (
     DrainFlag,
     DrainingMiddleware,
     drain_then_stop,
-    recycle_if_over_ceiling,
+    recycle_when_due,
     resident_memory_bytes,
 )
 
-globals().update(settings_from_env(os.environ))
+settings = settings_from_env(os.environ)
+globals().update(settings)
 gunicorn_errors.install()
 gunicorn_single_write.install()
 lifecycle = lifecycle_settings_from_env(os.environ)
 # Created before the workers fork, so the master and every worker share it.
 drain_flag = DrainFlag()
+# Also shared: which worker is recycling, so that they recycle one at a time. A worker
+# still recycling after its graceful timeout (and 10 s) no longer holds up the others.
+recycle_turn = RecycleTurn(stale_after_s=settings["graceful_timeout"] + 10)
 
 
 def on_starting(server):
@@ -41,6 +46,10 @@ def when_ready(server):
 
 def post_worker_init(worker):
     worker.wsgi = DrainingMiddleware(worker.wsgi, drain_flag)
+    recycle_turn.pass_on_if_gone()
+    # gunicorn would recycle the worker at its max_requests without waiting for its turn:
+    # recycle_when_due does it instead, after the same number of requests.
+    worker.recycle_after, worker.max_requests = worker.max_requests, sys.maxsize
     # Opens this worker's own /proc/self/statm before any request (see ResidentMemory).
     resident_memory_bytes()
     # Called after each response: a gevent worker's connections take turns (connection_turns.py).
@@ -49,7 +58,7 @@ def post_worker_init(worker):
 
 
 def post_request(worker, req, environ, resp):
-    recycle_if_over_ceiling(worker, lifecycle["max_worker_memory_mb"] * 2**20)
+    recycle_when_due(worker, recycle_turn, lifecycle["max_worker_memory_mb"] * 2**20)
     worker.take_turn()
 
 

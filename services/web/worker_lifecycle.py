@@ -7,9 +7,10 @@ which also marks this replica as failed so nginx stops choosing it. Requests ngi
 never resend (POST, PATCH, LOCK) are still served. Only then does gunicorn close its
 listener, so no connection waits in a closing accept queue.
 
-Memory ceiling: after each request a worker compares its resident memory with the
-ceiling; over it, the worker stops taking requests, finishes those in flight and exits,
-and the master starts a fresh one (the job of uWSGI's reload-on-rss).
+Recycling: after each request a worker compares the requests it served with its share
+(GUNICORN_MAX_REQUESTS with jitter) and its resident memory with the ceiling (the job of
+uWSGI's reload-on-rss); past either, and when it is its turn, the worker stops taking
+requests, finishes those in flight and exits, and the master starts a fresh one.
 """
 
 import json
@@ -96,19 +97,29 @@ class ResidentMemory:
 resident_memory_bytes = ResidentMemory()
 
 
-def recycle_if_over_ceiling(worker, ceiling_bytes, rss_bytes=None):
-    """Stop `worker` gracefully after this request when it holds more memory than the ceiling.
+def recycle_when_due(worker, turn, ceiling_bytes, rss_bytes=None):
+    """Stop `worker` gracefully after this request when it holds more memory than the ceiling,
+    or when it has served its share of requests (gunicorn's max_requests with jitter, kept
+    in worker.recycle_after) and it is its turn (recycle_turns.py): one worker at a time.
 
-    Returns True when the worker was told to stop.
-    """
-    if not ceiling_bytes or not worker.alive:
+    Returns True when the worker was told to stop."""
+    if not worker.alive:
         return False
-    rss = resident_memory_bytes() if rss_bytes is None else rss_bytes
-    if rss <= ceiling_bytes:
+    rss = None
+    if ceiling_bytes:
+        rss = resident_memory_bytes() if rss_bytes is None else rss_bytes
+    if rss is not None and rss > ceiling_bytes:
+        # Memory comes first: recycle now, taking the turn if it is free so that no worker
+        # recycles for its request count meanwhile, but never waiting for it.
+        turn.take(worker.pid)
+        reason = f"holds {rss // 2**20} MiB, over the {ceiling_bytes // 2**20} MiB ceiling"
+    elif worker.nr >= worker.recycle_after:
+        if not turn.take(worker.pid):
+            # Another worker is recycling: serve on, and ask again after the next request.
+            return False
+        reason = f"served {worker.nr} requests (GUNICORN_MAX_REQUESTS)"
+    else:
         return False
-    worker.log.warning(
-        "worker %s holds %d MiB, over the %d MiB ceiling: recycling it after its requests in flight",
-        worker.pid, rss // 2**20, ceiling_bytes // 2**20,
-    )
+    worker.log.warning("worker %s %s: recycling it after its requests in flight", worker.pid, reason)
     worker.alive = False
     return True

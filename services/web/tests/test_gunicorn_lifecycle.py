@@ -182,3 +182,26 @@ def test_an_interval_of_zero_writes_each_line_at_once(gunicorn):
     assert request(port, "GET", "/api/whoami?probe=at-once")[0] == 200
     # Well within the default interval of 1s.
     assert logged(log, "probe=at-once", within_s=0.8)
+
+
+def test_workers_recycle_one_at_a_time_and_every_request_is_answered(gunicorn):
+    # Two workers serving alike reach their share of requests together (no jitter here).
+    _, port, log = gunicorn(GUNICORN_WORKERS="2", GUNICORN_MAX_REQUESTS="25", GUNICORN_MAX_REQUESTS_JITTER="0")
+    statuses = []
+
+    def client():
+        for _ in range(100):
+            statuses.append(request(port, "GET", "/healthz")[0])
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(60)
+    assert statuses == [200] * 800
+    # R: a worker starts recycling; B: the master boots a replacement. Never two R in a row.
+    events = "".join("R" if "recycling it" in line else "B" for line in log.read_text().splitlines()
+                     if "recycling it" in line or "Booting worker" in line)
+    # (A replacement takes many of the requests that follow: fewer recycles than 800 / 25.)
+    assert events.count("R") >= 3, events
+    assert "RR" not in events, f"two workers recycled at once: {events}"

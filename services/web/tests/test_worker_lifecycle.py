@@ -3,18 +3,21 @@
 import logging
 import multiprocessing
 import os
+import sys
+import time
 
 import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
 from gunicorn_settings import lifecycle_settings_from_env
+from recycle_turns import RecycleTurn
 from worker_lifecycle import (
     DrainFlag,
     DrainingMiddleware,
     ResidentMemory,
     drain_then_stop,
-    recycle_if_over_ceiling,
+    recycle_when_due,
     resident_memory_bytes,
 )
 
@@ -84,30 +87,94 @@ def test_drain_raises_the_flag_waits_then_stops_once(monkeypatch):
 
 
 class FakeWorker:
-    def __init__(self):
+    def __init__(self, nr=0, recycle_after=sys.maxsize):
         self.alive = True
-        self.pid = 4242
+        self.pid = os.getpid()
+        self.nr = nr
+        self.recycle_after = recycle_after
         self.log = logging.getLogger("test.worker")
 
 
 def test_a_worker_over_the_ceiling_is_told_to_stop_after_its_requests(caplog):
     worker = FakeWorker()
     with caplog.at_level(logging.WARNING):
-        assert recycle_if_over_ceiling(worker, ceiling_bytes=100 * 2**20, rss_bytes=101 * 2**20)
+        assert recycle_when_due(worker, RecycleTurn(30), ceiling_bytes=100 * 2**20, rss_bytes=101 * 2**20)
     assert worker.alive is False
     assert "over the 100 MiB ceiling" in caplog.text
 
 
 def test_a_worker_under_the_ceiling_carries_on():
     worker = FakeWorker()
-    assert not recycle_if_over_ceiling(worker, ceiling_bytes=100 * 2**20, rss_bytes=100 * 2**20)
+    assert not recycle_when_due(worker, RecycleTurn(30), ceiling_bytes=100 * 2**20, rss_bytes=100 * 2**20)
     assert worker.alive is True
 
 
 def test_a_zero_ceiling_never_recycles():
     worker = FakeWorker()
-    assert not recycle_if_over_ceiling(worker, ceiling_bytes=0, rss_bytes=10 * 2**30)
+    assert not recycle_when_due(worker, RecycleTurn(30), ceiling_bytes=0, rss_bytes=10 * 2**30)
     assert worker.alive is True
+
+
+def test_a_worker_that_served_its_share_of_requests_is_recycled(caplog):
+    worker = FakeWorker(nr=1000, recycle_after=1000)
+    with caplog.at_level(logging.WARNING):
+        assert recycle_when_due(worker, RecycleTurn(30), ceiling_bytes=0)
+    assert worker.alive is False
+    assert "served 1000 requests (GUNICORN_MAX_REQUESTS)" in caplog.text
+
+
+def test_a_worker_waits_while_another_recycles_and_goes_once_that_one_is_gone():
+    turn = RecycleTurn(30)
+    other = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+    other.start()
+    try:
+        assert turn.take(other.pid)
+        worker = FakeWorker(nr=1000, recycle_after=1000)
+        assert not recycle_when_due(worker, turn, ceiling_bytes=0)
+        assert worker.alive is True, "two workers must not recycle at once"
+    finally:
+        other.kill()
+        other.join(10)
+    # The replacement of the recycled worker starts: the turn passes on.
+    turn.pass_on_if_gone()
+    assert turn.holder() == 0
+    assert recycle_when_due(worker, turn, ceiling_bytes=0)
+    assert turn.holder() == worker.pid
+
+
+def test_a_worker_over_the_memory_ceiling_never_waits_for_its_turn():
+    turn = RecycleTurn(30)
+    assert turn.take(1)  # another worker (pid 1 is alive) is recycling
+    worker = FakeWorker()
+    assert recycle_when_due(worker, turn, ceiling_bytes=100 * 2**20, rss_bytes=101 * 2**20)
+    assert worker.alive is False and turn.holder() == 1
+
+
+def test_a_stale_turn_no_longer_holds_up_the_others():
+    turn = RecycleTurn(stale_after_s=0)
+    assert turn.take(1)  # pid 1 is alive, but its turn is already stale
+    assert turn.take(os.getpid())
+
+
+def take_in_child(turn, results):
+    results.put(turn.take(os.getpid()))
+    time.sleep(2)
+
+
+def test_workers_forked_from_one_master_share_the_turn():
+    turn = RecycleTurn(30)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=take_in_child, args=(turn, results))
+    child.start()
+    try:
+        assert results.get(timeout=10) is True
+        assert turn.holder() == child.pid
+        assert not turn.take(os.getpid())
+    finally:
+        child.join(10)
+    turn.pass_on_if_gone()
+    assert turn.take(os.getpid())
 
 
 def test_resident_memory_grows_with_what_the_process_touches():
