@@ -29,7 +29,7 @@ lifecycle = lifecycle_settings_from_env(os.environ)
 drain_flag = DrainFlag()
 # Also shared: which worker is recycling, so that they recycle one at a time. A worker
 # still recycling after its graceful timeout (and 10 s) no longer holds up the others.
-recycle_turn = RecycleTurn(stale_after_s=settings["graceful_timeout"] + 10)
+recycle_turn = RecycleTurn(stale_after_s=settings["graceful_timeout"] + 10, directory=settings["worker_tmp_dir"])
 
 
 def on_starting(server):

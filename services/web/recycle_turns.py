@@ -27,9 +27,10 @@ class RecycleTurn:
     and a POSIX lock on an unnamed file (held per process) keeps two workers from taking
     it at once."""
 
-    def __init__(self, stale_after_s):
+    def __init__(self, stale_after_s, directory=None):
         self._memory = mmap.mmap(-1, _HOLDER.size)
-        self._lock_file = tempfile.TemporaryFile()  # noqa: SIM115 held for the master's lifetime
+        # In gunicorn's worker_tmp_dir (tmpfs), writable under a read-only root filesystem.
+        self._lock_file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 held for the master's lifetime
         # A holder that outlives this (stuck past the graceful timeout) no longer blocks others.
         self.stale_after_s = stale_after_s
 
