@@ -6,6 +6,7 @@ import re
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -162,15 +163,6 @@ def web_logs(stack, since=None):
     return "".join(c.logs(since=since).decode("utf-8", "replace") for c in stack.containers("web"))
 
 
-def nginx_access_log(stack, since=None):
-    """nginx's JSON access log lines since the given time, parsed, once every line is written."""
-    wait_for_access_log_flush()
-    lines = "".join(
-        c.logs(stdout=True, stderr=False, since=since).decode("utf-8", "replace") for c in stack.containers("nginx")
-    )
-    return [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
-
-
 def web_state(stack):
     """Each web container's id, start time and restart count: changes if one dies."""
     states = {}
@@ -180,12 +172,13 @@ def web_state(stack):
     return states
 
 
-@pytest.fixture(scope="module", autouse=True)
-def stack_comes_out_unharmed(stack):
-    """After every hostile test module: the stack still serves, no web container or gunicorn
-    worker was restarted, nothing logged a traceback, and no response was a 500, 502, 503 or
-    504 (nginx's access log covers every request, including those no test looked at)."""
-    # The lines of requests made before this module are written by now, so none counts here.
+@contextmanager
+def comes_out_unharmed(stack):
+    """Around hostile requests to `stack`: afterwards it still serves, no web container or
+    gunicorn worker was restarted, nothing logged a traceback, and no response was a 500,
+    502, 503 or 504 (nginx's access log covers every request, including those no test
+    looked at)."""
+    # The lines of requests made before are written by now, so none counts here.
     wait_for_access_log_flush()
     started = int(time.time())  # whole seconds: what the Docker API's `since` takes
     before = web_state(stack)
@@ -197,5 +190,12 @@ def stack_comes_out_unharmed(stack):
     logs = web_logs(stack, since=started)
     assert "Traceback" not in logs, logs[-3000:]
     assert "Booting worker" not in logs, "a gunicorn worker was replaced:\n" + logs[-3000:]
-    failures = [line for line in nginx_access_log(stack, since=started) if line["status"] in (500, 502, 503, 504)]
+    failures = [line for line in stack.nginx_access_log(since=started) if line["status"] in (500, 502, 503, 504)]
     assert not failures, failures[:5]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stack_comes_out_unharmed(stack):
+    """After every hostile test module that imports this guard, the session's stack is unharmed."""
+    with comes_out_unharmed(stack):
+        yield

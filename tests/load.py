@@ -3,13 +3,16 @@
 Each client thread sends requests one after another, each on a new connection (so what
 is measured is the stack, not a client reusing a connection the server is closing),
 until the loop is stopped, a time limit passes or a request budget is spent. Every
-answer is kept: the status, the parsed JSON body and when it came.
+answer is kept: the status, the parsed JSON body and when it came. Each request carries an
+X-Request-ID that starts with the loop's own prefix, so a test can pick its requests out of
+nginx's access log (which logs that id) and nobody else's.
 """
 
 import http.client
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -33,11 +36,13 @@ class Outcome:
     elapsed_s: float
     body: dict = field(default_factory=dict)
     error: str = ""
+    request_id: str = ""
 
 
 def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
     """Send one request on a fresh connection; never raises for network errors."""
     target = urlsplit(base_url)
+    request_id = (headers or {}).get("X-Request-ID", "")
     started = time.monotonic()
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
     try:
@@ -50,9 +55,10 @@ def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
             body = {"raw": raw[:200].decode("utf-8", "replace")}
         if not isinstance(body, dict):
             body = {}
-        return Outcome(path, response.status, started, time.monotonic() - started, body)
+        return Outcome(path, response.status, started, time.monotonic() - started, body, request_id=request_id)
     except (OSError, http.client.HTTPException) as exc:
-        return Outcome(path, 0, started, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
+        return Outcome(path, 0, started, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}",
+                       request_id=request_id)
     finally:
         connection.close()
 
@@ -68,6 +74,8 @@ class LoadLoop:
         self.max_seconds = max_seconds
         self.max_requests = max_requests
         self.pause_s = pause_s
+        # nginx accepts ids of 8 to 128 characters from [A-Za-z0-9._-] and logs them.
+        self.request_id_prefix = f"load-{uuid.uuid4().hex[:12]}-"
         self.outcomes = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -80,7 +88,9 @@ class LoadLoop:
             with self._lock:
                 if len(self.outcomes) >= self.max_requests:
                     return
-            outcome = one_request(self.base_url, self.paths[turn % len(self.paths)])
+            request_id = f"{self.request_id_prefix}{index}-{turn}"
+            outcome = one_request(self.base_url, self.paths[turn % len(self.paths)],
+                                  headers={"X-Request-ID": request_id})
             turn += 1
             with self._lock:
                 self.outcomes.append(outcome)

@@ -1,5 +1,6 @@
 """A composed stack under test: its own compose project, a free loopback port, teardown."""
 
+import json
 import os
 import re
 import socket
@@ -47,6 +48,12 @@ class Stack:
         self.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "180", *extra, timeout=600)
         first = self.get("/api/whoami", timeout=10)
         assert first.status_code == 200, f"stack not serving right after `up --wait`: {first.status_code} {first.text}"
+        # A worker count set by the caller (make test-worker-counts) or by the test must be
+        # the one running, or a run meant to show a laptop's view would prove nothing.
+        pinned = self.env.get("GUNICORN_WORKERS", "").strip()
+        if pinned:
+            for replica in self.running("web"):
+                assert effective_settings(replica)["workers"] == pinned, (pinned, effective_settings(replica))
 
     def down(self):
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "40", check=False, timeout=300)
@@ -60,6 +67,19 @@ class Stack:
 
     def scale_web(self, replicas):
         self.compose("up", "--detach", "--wait", "--no-recreate", "--scale", f"web={replicas}", "web", timeout=300)
+
+    def replicas_answering(self, expected, deadline_s=20):
+        """Wait until nginx spreads requests over exactly the `expected` running replicas."""
+        running = {c.id[:12] for c in self.running("web")}
+        assert len(running) == expected, running
+        seen = set()
+
+        def all_seen():
+            seen.update(self.get("/api/whoami").json()["hostname"] for _ in range(3 * expected))
+            return seen >= running
+
+        wait_for(all_seen, deadline_s=deadline_s, interval_s=0.1, message=f"{expected} replicas answering")
+        return running
 
     def containers(self, service):
         return self.docker.containers.list(
@@ -77,6 +97,22 @@ class Stack:
         """A service's log with every request so far in it (see wait_for_access_log_flush)."""
         wait_for_access_log_flush()
         return self.logs(service)
+
+    def nginx_access_log(self, since=None, request_id_prefix=""):
+        """nginx's JSON access log lines since `since` (whole seconds, as the Docker API takes
+        them), parsed, once every line is written; only those whose request id starts with
+        `request_id_prefix` when one is given (a LoadLoop's own requests)."""
+        wait_for_access_log_flush()
+        text = "".join(c.logs(stdout=True, stderr=False, since=since).decode("utf-8", "replace")
+                       for c in self.containers("nginx"))
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        return [line for line in lines if line["request_id"].startswith(request_id_prefix)]
+
+    def address_of(self, container):
+        """The container's address on the stack's network, as nginx's upstream field shows it."""
+        container.reload()
+        (network,) = container.attrs["NetworkSettings"]["Networks"].values()
+        return network["IPAddress"]
 
     def url(self, path):
         return self.base_url + path

@@ -3,7 +3,12 @@
 import time
 from collections import Counter
 
+import pytest
+from hostile import assert_json_error, assert_security_headers
+
 from stack import wait_for
+
+pytestmark = pytest.mark.worker_count
 
 
 def make_scale(stack, replicas):
@@ -56,7 +61,7 @@ def test_requests_are_spread_over_three_replicas(stack):
         make_scale(stack, 1)
 
 
-def test_no_replica_left_is_a_json_502_and_service_returns_when_one_is_back(stack):
+def test_no_replica_left_is_a_json_502_with_the_security_headers_and_service_returns(stack):
     try:
         make_scale(stack, 0)
 
@@ -66,9 +71,8 @@ def test_no_replica_left_is_a_json_502_and_service_returns_when_one_is_back(stac
             return [response] if response.status_code == 502 else None
 
         (response,) = wait_for(nginx_answers_502, deadline_s=15, message="502 with no replicas")
-        assert response.headers["Content-Type"].startswith("application/json")
-        assert response.json()["error"] == "bad_gateway"
-        assert response.json()["request_id"] == response.headers["X-Request-ID"]
+        assert_json_error(response, 502, "bad_gateway")
+        assert_security_headers(response)
     finally:
         make_scale(stack, 1)
     wait_for(lambda: stack.get("/api/whoami").status_code == 200, deadline_s=15, message="service back")
