@@ -4,27 +4,18 @@ zero failed requests (every scenario prints its '0 failed of N' line)."""
 import io
 import tarfile
 import threading
+import time
 import uuid
+
+import pytest
 
 from load import LoadLoop, one_request
 from stack import wait_for
 
+pytestmark = pytest.mark.worker_count
+
 # A quick request and one that is still in flight when a replica stops.
 MIXED_PATHS = ["/api/whoami", "/api/whoami", "/api/whoami", "/api/sleep/800"]
-
-
-def replicas_answering(stack, expected, deadline_s=20):
-    """Wait until nginx spreads requests over exactly the `expected` running replicas."""
-    running = {c.id[:12] for c in stack.running("web")}
-    assert len(running) == expected, running
-    seen = set()
-
-    def all_seen():
-        seen.update(stack.get("/api/whoami").json()["hostname"] for _ in range(3 * expected))
-        return seen >= running
-
-    wait_for(all_seen, deadline_s=deadline_s, interval_s=0.1, message=f"{expected} replicas answering")
-    return running
 
 
 def assert_no_failures(load, scenario, minimum_requests=200):
@@ -35,31 +26,36 @@ def assert_no_failures(load, scenario, minimum_requests=200):
 
 def test_scaling_down_and_up_under_load_loses_nothing(busy_stack):
     busy_stack.make("scale", "N=3")
-    before = replicas_answering(busy_stack, 3)
+    before = busy_stack.replicas_answering(3)
+    started = int(time.time())
     with LoadLoop(busy_stack.base_url, MIXED_PATHS, clients=6) as load:
         load.wait_for_requests(50)
         busy_stack.make("scale", "N=1")
         (survivor,) = busy_stack.running("web")
         busy_stack.make("scale", "N=3")
-        replicas_answering(busy_stack, 3)
+        busy_stack.replicas_answering(3)
         load.wait_for_requests(len(load.outcomes) + 50)
     assert survivor.id[:12] in before
     slept = [o for o in load.outcomes if o.path.startswith("/api/sleep")]
     assert slept and all(o.status == 200 for o in slept)
-    # The drain really happened: stopping replicas answered 503 and nginx retried elsewhere.
-    assert '"upstream_status":"503, 200"' in busy_stack.flushed_logs("nginx")
+    # The drain really happened, to this test's own requests: replicas that were stopping
+    # answered 503 and nginx passed the request on to a replica that answered it.
+    ours = busy_stack.nginx_access_log(since=started, request_id_prefix=load.request_id_prefix)
+    assert len(ours) == len(load.outcomes), (len(ours), len(load.outcomes))
+    drained = [line for line in ours if line["upstream_status"] == "503, 200" and line["status"] == 200]
+    assert drained, "no request of this test was drained (503) and passed to another replica"
     assert_no_failures(load, "scale 3 -> 1 -> 3 (make scale)")
 
 
 def test_rolling_deploy_replaces_every_replica_and_loses_nothing(busy_stack):
     busy_stack.make("scale", "N=3")
-    old = replicas_answering(busy_stack, 3)
+    old = busy_stack.replicas_answering(3)
     version = f"rollout-{uuid.uuid4().hex[:8]}"
     with LoadLoop(busy_stack.base_url, MIXED_PATHS, clients=6) as load:
         load.wait_for_requests(50)
         output = busy_stack.make("rollout", env={"APP_VERSION": version}).stdout
         load.wait_for_requests(len(load.outcomes) + 50)
-    new = replicas_answering(busy_stack, 3)
+    new = busy_stack.replicas_answering(3)
     assert not (new & old), "every replica must have been replaced"
     assert "3 replica(s) replaced" in output
     versions_in_order = [o.body.get("version") for o in load.outcomes if o.path == "/api/whoami"]
@@ -70,8 +66,9 @@ def test_rolling_deploy_replaces_every_replica_and_loses_nothing(busy_stack):
 
 def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_stack):
     busy_stack.make("scale", "N=3")
-    replicas_answering(busy_stack, 3)
-    request_ids = [f"sigkill-{uuid.uuid4().hex[:12]}" for _ in range(6)]
+    busy_stack.replicas_answering(3)
+    post_ids = [f"sigkill-post-{uuid.uuid4().hex[:12]}" for _ in range(6)]
+    get_ids = [f"sigkill-get-{uuid.uuid4().hex[:12]}" for _ in range(9)]
     posts, gets = {}, []
 
     def post(request_id):
@@ -79,35 +76,48 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
             busy_stack.base_url, "/api/faults/side-effect/3000", method="POST",
             headers={"X-Request-ID": request_id})
 
-    def slow_get():
-        gets.append(one_request(busy_stack.base_url, "/api/sleep/3000"))
+    def slow_get(request_id):
+        gets.append(one_request(busy_stack.base_url, "/api/sleep/3000", headers={"X-Request-ID": request_id}))
 
     with LoadLoop(busy_stack.base_url, ["/api/whoami"], clients=4) as load:
         load.wait_for_requests(50)
-        in_flight = [threading.Thread(target=post, args=(rid,)) for rid in request_ids]
-        in_flight += [threading.Thread(target=slow_get) for _ in range(6)]
+        # Sent in one burst, so nginx's round robin puts some of each on every replica.
+        in_flight = [threading.Thread(target=post, args=(rid,)) for rid in post_ids]
+        in_flight += [threading.Thread(target=slow_get, args=(rid,)) for rid in get_ids]
         for thread in in_flight:
             thread.start()
-        wait_for(lambda: busy_stack.logs("web").count("side effect executed") >= len(request_ids), deadline_s=10,
+        wait_for(lambda: busy_stack.logs("web").count("side effect executed") >= len(post_ids), deadline_s=10,
                  interval_s=0.05, message="every POST started")
+        # The slow GETs were sent with the POSTs and take as long: they are in flight too.
         victim = busy_stack.running("web")[0]
+        victim_upstream = f"{busy_stack.address_of(victim)}:8000"
         victim.kill(signal="SIGKILL")
         for thread in in_flight:
             thread.join(30)
         load.wait_for_requests(len(load.outcomes) + 50)
 
-    executions = {rid: busy_stack.logs("web").count(f"side effect executed request_id={rid} ") for rid in request_ids}
+    executions = {rid: busy_stack.logs("web").count(f"side effect executed request_id={rid} ") for rid in post_ids}
     victim_log = victim.logs().decode()
-    on_victim = [rid for rid in request_ids if rid in victim_log]
+    on_victim = [rid for rid in post_ids if rid in victim_log]
     assert on_victim, "no POST was in flight on the killed replica: the scenario proved nothing"
     assert all(count == 1 for count in executions.values()), f"a POST ran more than once: {executions}"
-    for rid in request_ids:
+    for rid in post_ids:
         # A POST lost with its replica is reported, never silently resent elsewhere.
         assert posts[rid].status == (502 if rid in on_victim else 200), (rid, posts[rid])
+
+    # nginx's account of each GET: the replicas it tried, in order, and what each answered.
+    logged = {line["request_id"]: line for line in busy_stack.nginx_access_log() if line["request_id"] in get_ids}
+    assert set(logged) == set(get_ids), f"GETs missing from nginx's log: {set(get_ids) - set(logged)}"
+    retried = [line for line in logged.values() if line["upstream"].split(", ")[0] == victim_upstream]
+    assert retried, f"no GET was in flight on the killed replica {victim_upstream}: the scenario proved nothing"
+    for line in retried:
+        tried, answers = line["upstream"].split(", "), line["upstream_status"].split(", ")
+        # The killed replica answered nothing (502), another replica answered the GET.
+        assert answers[0] == "502" and answers[-1] == "200" and tried[-1] != victim_upstream, line
     assert all(o.status == 200 for o in gets), [(o.status, o.error) for o in gets]
     load.outcomes.extend(gets)
-    lost = len(on_victim)
-    assert_no_failures(load, f"SIGKILL of a replica: GETs ({lost} of 6 POSTs in flight on it failed, none ran twice)")
+    assert_no_failures(load, f"SIGKILL of a replica: GETs ({len(retried)} of {len(get_ids)} slow GETs in flight on it "
+                             f"retried elsewhere; {len(on_victim)} of 6 POSTs on it failed, none ran twice)")
     victim.remove(force=True)
 
 
