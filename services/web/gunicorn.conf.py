@@ -50,6 +50,11 @@ def post_worker_init(worker):
     # gunicorn would recycle the worker at its max_requests without waiting for its turn:
     # recycle_when_due does it instead, after the same number of requests.
     worker.recycle_after, worker.max_requests = worker.max_requests, sys.maxsize
+    if worker.cfg.max_requests:
+        # gunicorn drew this worker's share (max_requests plus up to max_requests_jitter):
+        # logged so that the share and its spread can be checked against the composed stack.
+        worker.log.info("worker %s recycles after %s requests (GUNICORN_MAX_REQUESTS with jitter)",
+                        worker.pid, worker.recycle_after)
     # Opens this worker's own /proc/self/statm before any request (see ResidentMemory).
     resident_memory_bytes()
     # Called after each response: a gevent worker's connections take turns (connection_turns.py).
