@@ -12,6 +12,10 @@ from stack import composed_stack
 HEADER_TRICKLERS = 300
 BODY_TRICKLERS = 100
 ATTACK_SECONDS = 6
+# "Well under a second": a request that waited for a trickler would take the attack's
+# length (seconds); one that nginx answers at once takes milliseconds. The bound leaves a
+# noisy shared machine a wide margin and still tells the two apart.
+PROMPT_S = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,7 @@ def test_a_normal_request_answers_promptly_during_a_slow_client_attack(one_worke
     record(line)
     assert alive == HEADER_TRICKLERS + BODY_TRICKLERS, "the attack must have been live throughout"
     assert len(answers) >= 10 and not failed, failed
-    assert slowest < 1.0, slowest
+    assert slowest < PROMPT_S, slowest
     # None of the unfinished requests ever reached gunicorn.
     assert "/api/echo" not in one_worker_stack.flushed_logs("web")
 
@@ -87,15 +91,21 @@ def test_a_normal_request_answers_promptly_during_a_slow_client_attack(one_worke
 def test_without_nginx_the_same_slow_client_ties_up_the_only_worker(one_worker_stack):
     """The control experiment: one slow client talking to gunicorn directly blocks it."""
     (replica,) = one_worker_stack.running("web")
+    # Only a timeout shows the worker was held: a refused or reset connection would be a
+    # different failure, and proves nothing about slow clients.
     script = (
-        "import socket, urllib.request\n"
+        "import socket, urllib.error, urllib.request\n"
         "slow = socket.create_connection(('127.0.0.1', 8000))\n"
         "slow.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n')\n"
         "try:\n"
         "    urllib.request.urlopen('http://127.0.0.1:8000/api/whoami', timeout=3)\n"
         "    print('answered')\n"
+        "except TimeoutError:\n"
+        "    print('timed out')\n"
+        "except urllib.error.URLError as exc:\n"
+        "    print('timed out' if isinstance(exc.reason, TimeoutError) else f'failed {exc.reason!r}')\n"
         "except Exception as exc:\n"
-        "    print('blocked', type(exc).__name__)\n"
+        "    print('failed', repr(exc))\n"
     )
     output = replica.exec_run(["python", "-c", script]).output.decode()
-    assert output.startswith("blocked"), output
+    assert output.strip() == "timed out", output
