@@ -13,7 +13,7 @@ N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down logs ps build scale rollout nginx-reload test test-unit test-integration prod-up prod-down \
+.PHONY: help up down logs ps build scale rollout nginx-reload test test-unit test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose
 
 help: ## List the targets
@@ -56,6 +56,13 @@ test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings an
 
 test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
 	$(PYTHON) -m pytest tests
+
+# The stacks derive their worker count from the CPUs; users' laptops have 8 or more. These
+# runs give the tests marked worker_count (pytest.ini) the counts a laptop and a one-CPU
+# container would derive.
+test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker count, with GUNICORN_WORKERS=8 and =1
+	GUNICORN_WORKERS=8 $(PYTHON) -m pytest -m worker_count tests
+	GUNICORN_WORKERS=1 $(PYTHON) -m pytest -m worker_count tests
 
 bench: ## Benchmark every server configuration, direct and behind nginx (about 40 min); report in bench/results/latest
 	bench/run.sh full

@@ -8,6 +8,8 @@ import pytest
 from load import one_request
 from stack import composed_stack, wait_for
 
+pytestmark = pytest.mark.worker_count
+
 
 @pytest.fixture(scope="module")
 def stopping_stack():

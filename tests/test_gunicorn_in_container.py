@@ -1,6 +1,12 @@
 """gunicorn in the web container: effective settings logged once, workers sized to usable CPUs."""
 
-from stack import effective_settings
+import uuid
+
+import pytest
+
+from stack import effective_settings, wait_for
+
+pytestmark = pytest.mark.worker_count
 
 
 def usable_cpus(container):
@@ -18,9 +24,29 @@ def test_effective_settings_are_logged_once_at_start(stack):
     assert settings["preload_app"] == "False"
 
 
-def test_workers_match_the_cpus_the_container_may_use(stack):
-    web = stack.running("web")[0]
-    assert int(effective_settings(web)["workers"]) == usable_cpus(web)
+def started_as_compose_starts_it(stack, **limits):
+    """The stack's web image with GUNICORN_WORKERS empty, as compose.yaml passes it unless
+    told otherwise, under the given limits: the caller's own GUNICORN_WORKERS cannot reach
+    it. The container is returned running; the caller removes it."""
+    image = stack.running("web")[0].image
+    container = stack.docker.containers.run(
+        image.id, detach=True, environment={"GUNICORN_WORKERS": ""},
+        name=f"flaskstack-derive-workers-{uuid.uuid4().hex[:8]}", **limits)
+    wait_for(lambda: b"effective settings:" in container.logs(), deadline_s=60, message="gunicorn started")
+    return container
+
+
+@pytest.mark.parametrize("limits", [{}, {"cpuset_cpus": "0"}], ids=["every-cpu", "one-cpu-by-affinity"])
+def test_workers_match_the_cpus_the_container_may_use(stack, limits):
+    container = started_as_compose_starts_it(stack, **limits)
+    try:
+        workers = int(effective_settings(container)["workers"])
+        cpus = usable_cpus(container)
+    finally:
+        container.remove(force=True)
+    assert workers == cpus
+    if limits:
+        assert workers == 1
 
 
 def test_gunicorn_is_pid_1_so_it_receives_sigterm(stack):

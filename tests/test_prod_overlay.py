@@ -12,7 +12,9 @@ PROD_FILES = ("compose.yaml", "compose.prod.yaml")
 
 @pytest.fixture(scope="module")
 def prod_stack():
-    with composed_stack("prod", compose_files=PROD_FILES, env={"WEB_REPLICAS": "2"}) as composed:
+    # GUNICORN_WORKERS empty whatever the caller set: the count must come from the CPU limit.
+    env = {"WEB_REPLICAS": "2", "GUNICORN_WORKERS": ""}
+    with composed_stack("prod", compose_files=PROD_FILES, env=env) as composed:
         yield composed
 
 

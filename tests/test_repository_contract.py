@@ -72,3 +72,23 @@ def test_only_nginx_publishes_a_port():
 def test_stop_grace_period_outlasts_gunicorns_graceful_timeout():
     web = compose_config("compose.yaml")["web"]
     assert seconds(web["stop_grace_period"]) > int(web["environment"]["GUNICORN_GRACEFUL_TIMEOUT"])
+
+
+def guarantee_rows():
+    """The README's "What happens when" table: (when, proven by) for each row."""
+    section = (ROOT / "README.md").read_text().split("## What happens when", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    return [(cells[0].strip("| "), cells[-1].strip(" |")) for cells in rows[1:]]
+
+
+def test_every_guarantee_in_the_readme_names_a_test_that_exists():
+    rows = guarantee_rows()
+    assert len(rows) >= 10, rows
+    for when, proven_by in rows:
+        (reference,) = re.findall(r"`([^`]+)`", proven_by)
+        path, _, name = reference.partition("::")
+        files = sorted(ROOT.glob(path))
+        assert files, f"{when}: {path} matches no file"
+        if name:
+            assert re.search(rf"^def {re.escape(name)}\(", files[0].read_text(), flags=re.MULTILINE), \
+                f"{when}: {reference} is not a test"

@@ -8,6 +8,8 @@ import pytest
 
 from stack import ACCESS_LOG_FLUSH_S, wait_for, wait_for_access_log_flush
 
+pytestmark = pytest.mark.worker_count
+
 NGINX_GENERATED = re.compile(r"[0-9a-f]{32}")
 
 
