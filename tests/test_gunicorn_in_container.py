@@ -32,7 +32,11 @@ def started_as_compose_starts_it(stack, **limits):
     container = stack.docker.containers.run(
         image.id, detach=True, environment={"GUNICORN_WORKERS": ""},
         name=f"flaskstack-derive-workers-{uuid.uuid4().hex[:8]}", **limits)
-    wait_for(lambda: b"effective settings:" in container.logs(), deadline_s=60, message="gunicorn started")
+    try:
+        wait_for(lambda: b"effective settings:" in container.logs(), deadline_s=60, message="gunicorn started")
+    except BaseException:
+        container.remove(force=True)
+        raise
     return container
 
 
