@@ -36,13 +36,11 @@ class Outcome:
     elapsed_s: float
     body: dict = field(default_factory=dict)
     error: str = ""
-    request_id: str = ""
 
 
 def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
     """Send one request on a fresh connection; never raises for network errors."""
     target = urlsplit(base_url)
-    request_id = (headers or {}).get("X-Request-ID", "")
     started = time.monotonic()
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
     try:
@@ -55,10 +53,9 @@ def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
             body = {"raw": raw[:200].decode("utf-8", "replace")}
         if not isinstance(body, dict):
             body = {}
-        return Outcome(path, response.status, started, time.monotonic() - started, body, request_id=request_id)
+        return Outcome(path, response.status, started, time.monotonic() - started, body)
     except (OSError, http.client.HTTPException) as exc:
-        return Outcome(path, 0, started, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}",
-                       request_id=request_id)
+        return Outcome(path, 0, started, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
     finally:
         connection.close()
 
