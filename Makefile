@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 COMPOSE ?= docker compose
 PROD_COMPOSE := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
+PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml --env-file $(or $(PUSHED_IMAGES_FILE),deploy/pushed-images.env)
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
@@ -13,7 +14,7 @@ N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down logs ps build scale rollout nginx-reload test test-unit test-integration test-worker-counts prod-up prod-down \
+.PHONY: help up down logs ps build scale push up-pushed rollout nginx-reload test test-unit test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose
 
 help: ## List the targets
@@ -36,6 +37,12 @@ build: ## Build the web and nginx images
 
 scale: ## Run N web replicas (make scale N=3); nginx follows without a restart
 	$(COMPOSE) up --detach --wait --no-recreate --scale web=$(N) web
+
+push: ## Build both images, tag them with the commit (+ RELEASE_TAG), push to REGISTRY, write digests to deploy/pushed-images.env
+	COMPOSE="$(COMPOSE)" scripts/push.sh
+
+up-pushed: ## Run the stack from the images make push wrote, pulled by digest, never built
+	$(PUSHED_COMPOSE) up --no-build --detach --wait
 
 rollout: ## Rebuild web and replace each replica, start-first, one at a time, losing no request
 	COMPOSE="$(COMPOSE)" APP_VERSION="$(APP_VERSION)" scripts/rollout.sh

@@ -1,0 +1,51 @@
+"""A STAND-IN for AWS's API, answered locally by moto's server: never AWS itself. It lets
+the tests run the real AWS CLI's ECR login against something that answers like ECR."""
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from stack import free_loopback_port
+
+VENV_BIN = Path(sys.executable).parent
+
+# Credentials and settings for the stand-in only: nothing here reaches or could reach AWS.
+STAND_IN_ENV = {
+    "AWS_ACCESS_KEY_ID": "stand-in-access-key",
+    "AWS_SECRET_ACCESS_KEY": "stand-in-secret-key",
+    "AWS_REGION": "eu-west-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@contextmanager
+def aws_api_stand_in(folder):
+    """moto's server on a free loopback port; yields the environment that points the AWS
+    CLI and SDKs at it (AWS_ENDPOINT_URL) with stand-in credentials."""
+    port = free_loopback_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    log = (folder / "moto.log").open("w")
+    process = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(endpoint, timeout=2)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"moto server did not start: {(folder / 'moto.log').read_text()}") from None
+                time.sleep(0.2)
+        yield {**STAND_IN_ENV, "AWS_ENDPOINT_URL": endpoint}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

@@ -1,0 +1,100 @@
+"""A throwaway image registry on 127.0.0.1: Debian's docker-registry package (the CNCF
+distribution server), with htpasswd authentication, its storage in a temporary folder."""
+
+import os
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from stack import free_loopback_port
+
+
+def require_tool(name, install_hint):
+    """The tool's path; under CI a missing tool fails its test, elsewhere it skips it."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not installed: {install_hint}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@contextmanager
+def registry_server(folder, users):
+    """A registry accepting only `users` ({name: password}); yields its host:port."""
+    server = require_tool("docker-registry", "run scripts/install-registry.sh (as root)")
+    htpasswd = require_tool("htpasswd", "run scripts/install-registry.sh (as root)")
+    folder.mkdir(parents=True, exist_ok=True)
+    password_file = folder / "htpasswd"
+    password_file.write_text("")
+    for name, password in users.items():
+        # bcrypt (-B) is the only scheme the registry accepts; the password goes on stdin.
+        subprocess.run([htpasswd, "-B", "-i", str(password_file), name], input=password, text=True,
+                       check=True, capture_output=True)
+    port = free_loopback_port()
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'storage'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"auth:\n  htpasswd:\n    realm: test-registry\n    path: {password_file}\n"
+    )
+    log = (folder / "registry.log").open("w")
+    process = subprocess.Popen([server, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    host = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                # Up and asking for credentials: the API's base answers 401 without them.
+                if requests.get(f"http://{host}/v2/", timeout=2).status_code == 401:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"registry did not start: {(folder / 'registry.log').read_text()}")
+            time.sleep(0.1)
+        yield host
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+# The manifest kinds docker push writes; the registry answers with the one it stored.
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+
+
+class RegistryClient:
+    """The registry's HTTP API (distribution spec), as one user."""
+
+    def __init__(self, host, user, password):
+        self.base = f"http://{host}/v2"
+        self.auth = (user, password)
+
+    def manifest(self, repository, reference):
+        """(digest, manifest) of a tag or digest, as the registry stores it."""
+        answer = requests.get(f"{self.base}/{repository}/manifests/{reference}", auth=self.auth,
+                              headers={"Accept": MANIFEST_TYPES}, timeout=10)
+        answer.raise_for_status()
+        return answer.headers["Docker-Content-Digest"], answer.json()
+
+    def tags(self, repository):
+        answer = requests.get(f"{self.base}/{repository}/tags/list", auth=self.auth, timeout=10)
+        answer.raise_for_status()
+        return set(answer.json()["tags"])
+
+    def has_blob(self, repository, digest):
+        answer = requests.head(f"{self.base}/{repository}/blobs/{digest}", auth=self.auth, timeout=10)
+        return answer.status_code == 200
