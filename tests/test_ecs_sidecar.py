@@ -8,7 +8,7 @@ digests are left out. The test client stands where the ALB would: the task trust
 address range (the VpcCidr parameter) for X-Forwarded-For."""
 
 import json
-import random
+import secrets
 import subprocess
 import sys
 import threading
@@ -65,8 +65,10 @@ def compose_service(container, volumes):
     assert all(mount["sourceVolume"] in volumes for mount in container["mountPoints"])
     assert "tmpfs" not in container.get("linuxParameters", {}), "Fargate has no tmpfs"
     if container.get("dependsOn"):
-        conditions = {"HEALTHY": "service_healthy", "START": "service_started", "COMPLETE": "service_completed_successfully"}
-        service["depends_on"] = {d["containerName"]: {"condition": conditions[d["condition"]]} for d in container["dependsOn"]}
+        conditions = {"HEALTHY": "service_healthy", "START": "service_started",
+                      "COMPLETE": "service_completed_successfully"}
+        service["depends_on"] = {dependency["containerName"]: {"condition": conditions[dependency["condition"]]}
+                                 for dependency in container["dependsOn"]}
     return service
 
 
@@ -101,7 +103,7 @@ def unused_subnet():
         for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
             taken.add(config.get("Subnet"))
     while True:
-        subnet = f"10.{random.randint(100, 250)}.{random.randint(0, 255)}.0/24"
+        subnet = f"10.{100 + secrets.randbelow(150)}.{secrets.randbelow(256)}.0/24"
         if subnet not in taken:
             return subnet
 
@@ -114,7 +116,7 @@ class Task:
         self.definition = render_task_definition(self.subnet)
         self.port = free_loopback_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.project = f"flaskstack-ecs-{random.randrange(16**8):08x}"
+        self.project = f"flaskstack-ecs-{secrets.token_hex(4)}"
         self.file = tmp_path / "compose.ecs-task.yaml"
         self.file.write_text(yaml.safe_dump(compose_file_for(self.definition, self.port, self.subnet)))
         self.docker = docker.from_env()

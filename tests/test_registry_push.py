@@ -137,7 +137,7 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
             assert registry.manifest("flask-stack/web", tag)[0] == digest
 
 
-@pytest.mark.parametrize(("settings", "message"), [
+@pytest.mark.parametrize("settings, message", [
     ({"REGISTRY": ""}, "REGISTRY is not set"),
     ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "latest"}, "RELEASE_TAG=latest pins nothing"),
     ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "no spaces"}, "is not a valid image tag"),
