@@ -158,6 +158,11 @@ def test_the_task_runs_as_its_definition_says(task):
         assert attrs["Config"]["User"] == definition["user"] and not definition["user"].startswith("0")
         assert not attrs["HostConfig"].get("Tmpfs")
         assert attrs["State"]["Health"]["Status"] == "healthy"
+        # On Fargate a task volume is root's, mode 0755, unless the image declares its path
+        # a VOLUME: only then can the non-root user write there.
+        declared = task.docker.images.get(LOCAL_IMAGES[definition["name"]]).attrs["Config"]["Volumes"] or {}
+        for mount in definition["mountPoints"]:
+            assert mount["containerPath"] in declared, (definition["name"], mount["containerPath"], declared)
     nginx = task.container("nginx").attrs
     assert nginx["HostConfig"]["NetworkMode"] == f"container:{task.container('web').id}"
     assert nginx["Config"]["Env"].count("WEB_UPSTREAM=127.0.0.1:8000") == 1
