@@ -15,7 +15,8 @@ N ?= 3
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: help up down logs ps build scale push up-pushed rollout nginx-reload test test-unit test-integration test-worker-counts prod-up prod-down \
-        docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose
+        docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose \
+        ecs-render ecs-validate ecs-deploy
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,8 +59,8 @@ prod-down: ## Stop the production-overlay stack
 
 test: test-unit test-integration ## Run every test: unit, then integration against the composed stack
 
-test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings and the benchmark's logic (no Docker needed)
-	$(PYTHON) -m pytest services/web/tests bench/tests
+test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings, the benchmark's logic and the ECS tools (no Docker needed)
+	$(PYTHON) -m pytest services/web/tests bench/tests deploy/ecs/tests
 
 test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
 	$(PYTHON) -m pytest tests
@@ -110,4 +111,23 @@ $(VENV)/.installed: tests/requirements.txt
 	touch $@
 
 clean: ## Remove the test and lint virtualenvs and caches
-	rm -rf $(VENV) .venv-lint .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-lint .venv-deploy .pytest_cache .ruff_cache
+
+# Deploy to AWS ECS (deploy/ecs/): offline tools, never run against AWS by CI.
+DEPLOY_VENV := .venv-deploy
+ECS_STACK_NAME ?= flask-stack
+ECS_PARAMETERS ?=
+
+ecs-render: $(DEPLOY_VENV)/.installed ## Print the task definition JSON for `aws ecs register-task-definition --cli-input-json`
+	@ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" $(DEPLOY_VENV)/bin/python deploy/ecs/render.py
+
+ecs-validate: $(DEPLOY_VENV)/.installed ## cfn-lint, botocore's ECS model and our own rules on the template and the rendered task definition
+	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" $(DEPLOY_VENV)/bin/python deploy/ecs/validate.py
+
+ecs-deploy: ## Deploy deploy/ecs/template.yaml with the pushed digests (DRY_RUN=1 prints the command)
+	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" deploy/ecs/deploy.sh
+
+$(DEPLOY_VENV)/.installed: deploy/ecs/requirements.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r deploy/ecs/requirements.txt
+	touch $@

@@ -1,0 +1,110 @@
+"""Print the task definition the template describes, as JSON for
+`aws ecs register-task-definition --cli-input-json file://...` (make ecs-render).
+
+One source of truth: the template's AWS::ECS::TaskDefinition, with its parameters'
+defaults, the pushed image digests, and values a deployed stack would supply taken from
+the environment:
+  AWS_REGION / AWS_DEFAULT_REGION   awslogs-region (default eu-west-1, an example region)
+  ECS_STACK_NAME                    family and log group /ecs/<stack> (default flask-stack)
+  ECS_EXECUTION_ROLE_ARN            the stack's ExecutionRoleArn output; without it an
+                                    example ARN in AWS_ACCOUNT_ID (default 123456789012,
+                                    AWS's documentation account) is used, and said so
+  ECS_PARAMETERS                    the "Key=Value ..." parameter overrides `make ecs-deploy`
+                                    passes; VpcCidr, which has no default, is an example
+                                    (10.0.0.0/16) when not given, and said so
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import api_names
+import cfn_template
+import pushed_images
+
+TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
+DEFAULT_REGION = "eu-west-1"
+DEFAULT_STACK_NAME = "flask-stack"
+EXAMPLE_ACCOUNT_ID = "123456789012"
+# Parameters the task definition reads that have no default in the template.
+EXAMPLE_PARAMETERS = {"VpcCidr": "10.0.0.0/16"}
+
+
+def task_definition_resource(template):
+    found = cfn_template.resources_of_type(template, "AWS::ECS::TaskDefinition")
+    if len(found) != 1:
+        raise ValueError(f"expected one AWS::ECS::TaskDefinition in the template, found {len(found)}")
+    return found[0][1]
+
+
+def deployment_values(environ):
+    """The pseudo parameters and stack outputs a rendered definition needs, and notes on
+    any that are examples rather than the real thing."""
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    stack = environ.get("ECS_STACK_NAME") or DEFAULT_STACK_NAME
+    account = environ.get("AWS_ACCOUNT_ID") or EXAMPLE_ACCOUNT_ID
+    notes = []
+    role = environ.get("ECS_EXECUTION_ROLE_ARN")
+    if not role:
+        role = f"arn:aws:iam::{account}:role/{stack}-ExecutionRole-EXAMPLE"
+        notes.append(
+            f"executionRoleArn is an example ({role}): set ECS_EXECUTION_ROLE_ARN to the "
+            "stack's ExecutionRoleArn output before registering this definition"
+        )
+    pseudo = {"AWS::Region": region, "AWS::StackName": stack, "AWS::AccountId": account, "AWS::Partition": "aws"}
+    return pseudo, {"ExecutionRole.Arn": role}, notes
+
+
+def parameter_overrides(environ):
+    """ECS_PARAMETERS ("Key=Value Key=Value") as a dict, with notes on examples used."""
+    overrides = {}
+    for pair in environ.get("ECS_PARAMETERS", "").split():
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise ValueError(f"ECS_PARAMETERS: expected Key=Value, got {pair!r}")
+        overrides[key] = value
+    notes = []
+    for key, example in EXAMPLE_PARAMETERS.items():
+        if key not in overrides:
+            overrides[key] = example
+            notes.append(f"{key} is an example ({example}): pass it in ECS_PARAMETERS")
+    return overrides, notes
+
+
+def render(template, images, environ):
+    """(task definition in the API's names, notes) for these images and this environment."""
+    pseudo, known, notes = deployment_values(environ)
+    parameters, parameter_notes = parameter_overrides(environ)
+    notes += parameter_notes
+    parameters.update(WebImage=images["PUSHED_WEB_IMAGE"], NginxImage=images["PUSHED_NGINX_IMAGE"])
+    resolver = cfn_template.Resolver(
+        template,
+        parameters=parameters,
+        pseudo=pseudo,
+        known=known,
+    )
+    properties = resolver.resolve(task_definition_resource(template))
+    return api_names.to_api(properties, api_names.register_task_definition_shape()), notes
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--template", default=TEMPLATE, type=Path)
+    parser.add_argument("--images-file", type=Path, help=f"default: {pushed_images.DEFAULT_FILE}")
+    args = parser.parse_args(argv)
+    try:
+        images = pushed_images.pushed_images(os.environ, args.images_file)
+        task_definition, notes = render(cfn_template.load(args.template), images, os.environ)
+    except (pushed_images.ImagesError, cfn_template.Unresolvable, KeyError, ValueError) as error:
+        print(f"ecs-render: {error}", file=sys.stderr)
+        return 1
+    for note in notes:
+        print(f"ecs-render: note: {note}", file=sys.stderr)
+    print(json.dumps(task_definition, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

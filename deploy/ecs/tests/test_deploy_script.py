@@ -1,0 +1,50 @@
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy.sh"
+
+
+def run_deploy(images_file, **environment):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PUSHED_", "ECS_"))}
+    env.update(DRY_RUN="1", PUSHED_IMAGES_FILE=str(images_file), **environment)
+    return subprocess.run([str(DEPLOY)], env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_dry_run_prints_the_deploy_command_with_both_digests(images, images_file):
+    result = run_deploy(images_file, ECS_STACK_NAME="shop",
+                        ECS_PARAMETERS="CertificateArn=arn:aws:acm:eu-west-1:123456789012:certificate/abc "
+                                       "VpcId=vpc-0123 VpcCidr=10.0.0.0/16")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "aws cloudformation deploy --template-file deploy/ecs/template.yaml --stack-name shop"
+        " --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --parameter-overrides"
+        f" WebImage={images['PUSHED_WEB_IMAGE']} NginxImage={images['PUSHED_NGINX_IMAGE']}"
+        " CertificateArn=arn:aws:acm:eu-west-1:123456789012:certificate/abc VpcId=vpc-0123 VpcCidr=10.0.0.0/16\n"
+    )
+
+
+def test_the_first_deploy_creates_only_the_repositories(tmp_path):
+    result = run_deploy(tmp_path / "absent.env", ECS_REPOSITORIES_ONLY="1")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("--parameter-overrides WebImage= NginxImage=\n")
+    assert "--stack-name flask-stack" in result.stdout
+
+
+def test_without_pushed_images_it_says_to_run_make_push(tmp_path):
+    result = run_deploy(tmp_path / "absent.env")
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert "run `make push` first" in result.stderr
+
+
+@pytest.mark.parametrize("image", ["registry.example/flask-stack/web:v1", "registry.example/web@sha256:abc"])
+def test_an_image_not_pinned_by_digest_is_refused(images_file, image):
+    result = run_deploy(images_file, PUSHED_WEB_IMAGE=image)
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"{image} is not pinned by digest" in result.stderr
