@@ -48,3 +48,20 @@ def test_an_image_not_pinned_by_digest_is_refused(images_file, image):
 
     assert result.returncode == 1 and result.stdout == ""
     assert f"{image} is not pinned by digest" in result.stderr
+
+
+def test_make_ecs_deploy_dry_run_prints_the_same_command(images, images_file):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PUSHED_", "ECS_", "MAKE"))}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "--silent", "ecs-deploy", "DRY_RUN=1", f"PUSHED_IMAGES_FILE={images_file}",
+         "ECS_PARAMETERS=VpcId=vpc-0123 VpcCidr=10.0.0.0/16"],
+        cwd=DEPLOY.parents[2], env=env, capture_output=True, text=True, check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "aws cloudformation deploy --template-file deploy/ecs/template.yaml --stack-name flask-stack"
+        " --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --parameter-overrides"
+        f" WebImage={images['PUSHED_WEB_IMAGE']} NginxImage={images['PUSHED_NGINX_IMAGE']}"
+        " VpcId=vpc-0123 VpcCidr=10.0.0.0/16\n"
+    )
