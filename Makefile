@@ -8,13 +8,13 @@ PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml --env-
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
-DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard scripts/docker-host/stand-ins/*.Dockerfile)
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard scripts/docker-host/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
 SHELL_SCRIPTS = $(shell git ls-files '*.sh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down logs ps build scale push up-pushed rollout nginx-reload test test-unit test-integration test-worker-counts prod-up prod-down \
+.PHONY: help up down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload test test-unit test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose \
         ecs-render ecs-validate ecs-deploy
 
@@ -45,6 +45,25 @@ push: ## Build both images, tag them with the commit (+ RELEASE_TAG), push to RE
 up-pushed: ## Run the stack from the images make push wrote, pulled by digest, never built
 	$(PUSHED_COMPOSE) up --no-build --detach --wait
 
+# Docker Swarm (deploy/swarm/): against the swarm the Docker CLI talks to (DOCKER_HOST or
+# the current context must be a manager). See docs/deploy.md.
+SWARM_STACK_NAME ?= flask-stack
+
+swarm-deploy: ## Deploy (or scale: WEB_REPLICAS=N) the stack on a swarm, with the digests make push wrote
+	SWARM_STACK_NAME="$(SWARM_STACK_NAME)" deploy/swarm/deploy.sh
+
+swarm-update: ## Roll out the digests make push wrote last: one web task at a time, start-first, self-rolling-back
+	SWARM_STACK_NAME="$(SWARM_STACK_NAME)" deploy/swarm/deploy.sh
+
+swarm-rollback: ## Put web's previous image back (one task at a time, start-first)
+	docker service rollback --detach=false $(SWARM_STACK_NAME)_web
+
+swarm-ps: ## Show the stack's tasks, on which node each runs and its state
+	docker stack ps $(SWARM_STACK_NAME)
+
+swarm-remove: ## Remove the stack from the swarm
+	docker stack rm --detach=false $(SWARM_STACK_NAME)
+
 rollout: ## Rebuild web and replace each replica, start-first, one at a time, losing no request
 	COMPOSE="$(COMPOSE)" APP_VERSION="$(APP_VERSION)" scripts/rollout.sh
 
@@ -63,7 +82,7 @@ test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings, t
 	$(PYTHON) -m pytest services/web/tests bench/tests deploy/ecs/tests
 
 test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest -m "not swarm" tests
 
 # The stacks derive their worker count from the CPUs; users' laptops have 8 or more. These
 # runs give the tests marked worker_count (pytest.ini) the counts a laptop and a one-CPU
@@ -71,6 +90,9 @@ test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in
 test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker count, with GUNICORN_WORKERS=8 and =1
 	GUNICORN_WORKERS=8 $(PYTHON) -m pytest -m worker_count tests
 	GUNICORN_WORKERS=1 $(PYTHON) -m pytest -m worker_count tests
+
+test-swarm: $(VENV)/.installed ## The Swarm tests: a three-node swarm of Docker-in-Docker engines, under load (about 6 min)
+	$(PYTHON) -m pytest -m swarm tests
 
 bench: ## Benchmark every server configuration, direct and behind nginx (about 40 min); report in bench/results/latest
 	bench/run.sh full

@@ -98,3 +98,13 @@ class RegistryClient:
     def has_blob(self, repository, digest):
         answer = requests.head(f"{self.base}/{repository}/blobs/{digest}", auth=self.auth, timeout=10)
         return answer.status_code == 200
+
+
+def read_env_file(path):
+    """The KEY=VALUE lines of a file such as deploy/pushed-images.env."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values

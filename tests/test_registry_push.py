@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from aws_stand_in import VENV_BIN, aws_api_stand_in
-from registry import RegistryClient, registry_server
+from registry import RegistryClient, read_env_file, registry_server
 from stack import ROOT, Stack
 
 
@@ -24,15 +24,6 @@ def docker_login(host, user, password, docker_config):
 def make_push(env, timeout=900):
     """`make push` as a user runs it; returns the finished process, whatever its status."""
     return subprocess.run(["make", "push"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def read_env_file(path):
-    values = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
 
 
 def forget_local_copies(*repositories):
