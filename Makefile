@@ -91,7 +91,7 @@ test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker co
 	GUNICORN_WORKERS=8 $(PYTHON) -m pytest -m worker_count tests
 	GUNICORN_WORKERS=1 $(PYTHON) -m pytest -m worker_count tests
 
-test-swarm: $(VENV)/.installed ## The Swarm tests: a three-node swarm of Docker-in-Docker engines, under load (about 6 min)
+test-swarm: $(VENV)/.installed ## The Swarm tests: a three-node swarm of Docker-in-Docker engines, under load (about 8 min)
 	$(PYTHON) -m pytest -m swarm tests
 
 bench: ## Benchmark every server configuration, direct and behind nginx (about 40 min); report in bench/results/latest

@@ -138,7 +138,15 @@ def test_a_rolling_update_to_a_new_image_loses_nothing(deployment):
     assert deployment.versions_answering() == {"swarm-v2"}
 
 
+def test_make_swarm_rollback_puts_the_previous_image_back_losing_nothing(deployment):
+    run_under_load(deployment, "make swarm-rollback to the previous image", lambda: deployment.make("swarm-rollback"))
+    assert deployment.web_image() == deployment.pushed["PUSHED_WEB_IMAGE"]
+    assert deployment.versions_answering() == {deployment.pushed["PUSHED_TAGS"].split(",")[0]}
+
+
 def test_an_update_whose_health_check_fails_rolls_itself_back(deployment):
+    before = deployment.web_image()
+    versions_before = deployment.versions_answering()
     # A release that listens on the wrong port: its health check never passes.
     broken = deployment.push_variant("swarm-broken", f"FROM {deployment.new_image}\nENV GUNICORN_PORT=8001\n")
 
@@ -148,8 +156,8 @@ def test_an_update_whose_health_check_fails_rolls_itself_back(deployment):
     run_under_load(deployment, "update to an image failing its health check, rolled back", update)
     wait_for(lambda: deployment.update_state() == "rollback_completed", 180, interval_s=2,
              message="Swarm rolling the failed update back")
-    assert deployment.web_image() == deployment.new_image
-    assert deployment.versions_answering() == {"swarm-v2"}
+    assert deployment.web_image() == before
+    assert deployment.versions_answering() == versions_before
 
 
 def test_a_worker_node_stopped_under_load_fails_no_get_and_its_replicas_move(deployment):
