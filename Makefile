@@ -4,7 +4,8 @@ SHELL := /bin/bash
 
 COMPOSE ?= docker compose
 PROD_COMPOSE := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
-PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml --env-file $(or $(PUSHED_IMAGES_FILE),deploy/pushed-images.env)
+# Compose reads .env only when no --env-file is given: name it too, before the digests.
+PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml $(if $(wildcard .env),--env-file .env) --env-file $(or $(PUSHED_IMAGES_FILE),deploy/pushed-images.env)
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
@@ -24,8 +25,11 @@ help: ## List the targets
 up: ## Build and start the stack on http://127.0.0.1:8080, returning when it serves
 	$(COMPOSE) up --build --detach --wait
 
-down: ## Stop the stack and remove its containers and network
-	$(COMPOSE) down --remove-orphans
+# --volumes: the images declare their scratch paths as volumes (see services/*/Dockerfile),
+# which Docker would otherwise keep after the containers. Drop it if you add a named
+# volume to compose.yaml whose data must outlive `make down`.
+down: ## Stop the stack and remove its containers, network and scratch volumes
+	$(COMPOSE) down --volumes --remove-orphans
 
 logs: ## Follow the logs of every container
 	$(COMPOSE) logs --follow --tail=100
@@ -74,7 +78,7 @@ prod-up: ## Start with the production overlay (limits, read-only, restart polici
 	$(PROD_COMPOSE) up --build --detach --wait
 
 prod-down: ## Stop the production-overlay stack
-	$(PROD_COMPOSE) down --remove-orphans
+	$(PROD_COMPOSE) down --volumes --remove-orphans
 
 test: test-unit test-integration ## Run every test: unit, then integration against the composed stack
 
@@ -91,7 +95,7 @@ test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker co
 	GUNICORN_WORKERS=8 $(PYTHON) -m pytest -m worker_count tests
 	GUNICORN_WORKERS=1 $(PYTHON) -m pytest -m worker_count tests
 
-test-swarm: $(VENV)/.installed ## The Swarm tests: a three-node swarm of Docker-in-Docker engines, under load (about 8 min)
+test-swarm: $(VENV)/.installed ## The Swarm tests: a three-node swarm of Docker-in-Docker engines, under load (several minutes)
 	$(PYTHON) -m pytest -m swarm tests
 
 bench: ## Benchmark every server configuration, direct and behind nginx (about 40 min); report in bench/results/latest

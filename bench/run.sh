@@ -8,7 +8,7 @@ plan=${1:-quick}
 bench=(docker compose --file bench/compose.yaml)
 
 cleanup() {
-  docker ps --all --quiet --filter label=flask-stack.bench | xargs --no-run-if-empty docker rm --force >/dev/null
+  docker ps --all --quiet --filter label=flask-stack.bench | xargs --no-run-if-empty docker rm --force --volumes >/dev/null
   "${bench[@]}" --profile run --profile build down --remove-orphans >/dev/null 2>&1 || true
 }
 trap cleanup EXIT

@@ -25,7 +25,13 @@ fail() {
 
 registry=${REGISTRY:-}
 [ -n "$registry" ] || fail "REGISTRY is not set: make push REGISTRY=<account>.dkr.ecr.<region>.amazonaws.com (or host:port of your registry)"
+# A host name or address and an optional port: no scheme, no path (the prefix holds that).
+[[ $registry =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$ ]] ||
+  fail "REGISTRY '$registry' is not host[:port] (no https://, no path: the path is IMAGE_REPOSITORY_PREFIX)"
 prefix=${IMAGE_REPOSITORY_PREFIX:-flask-stack}
+# Docker's grammar for repository path components: lower case, separators inside.
+[[ $prefix =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] ||
+  fail "IMAGE_REPOSITORY_PREFIX '$prefix' is not a repository path (lower case, e.g. flask-stack or team/flask-stack)"
 release_tag=${RELEASE_TAG:-}
 images_file=${PUSHED_IMAGES_FILE:-deploy/pushed-images.env}
 compose=${COMPOSE:-docker compose}

@@ -26,6 +26,6 @@ for ((i = 0; i < count; i++)); do
   echo "rollout: replica $((i + 1)) of $count: draining and stopping ${old:0:12}"
   # Without --time, docker waits the container's stop_grace_period before SIGKILL.
   docker stop "$old" >/dev/null
-  docker rm "$old" >/dev/null
+  docker rm --volumes "$old" >/dev/null
 done
 echo "rollout: $count replica(s) replaced"

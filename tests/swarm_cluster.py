@@ -161,12 +161,20 @@ class SwarmCluster:
     # --- teardown ------------------------------------------------------------------------
 
     def remove(self):
+        """Undo everything start() did, each step whatever became of the others."""
+        shutil.rmtree(CERTS_D / self.registry, ignore_errors=True)
         for container in self.containers:
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True, v=True)
         if self.network is not None:
-            self.network.remove()
-        shutil.rmtree(CERTS_D / self.registry, ignore_errors=True)
+            with contextlib.suppress(docker.errors.APIError):
+                self.network.remove()
+        # The images the host pushed to this registry: their names die with it.
+        for image in self.client.images.list():
+            names = image.tags + image.attrs.get("RepoDigests", [])
+            if any(name.startswith(f"{self.registry}/") for name in names):
+                with contextlib.suppress(docker.errors.APIError):
+                    self.client.images.remove(image.id, force=True)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ digests are left out. The test client stands where the ALB would: the task trust
 address range (the VpcCidr parameter) for X-Forwarded-For."""
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import requests
 import yaml
 
 from stack import ROOT, free_loopback_port, wait_for
+from swarm_cluster import free_subnet
 
 # Built by compose (`docker compose build`): the images the task runs, by their local names.
 LOCAL_IMAGES = {"web": "flask-stack/web:latest", "nginx": "flask-stack/nginx:latest"}
@@ -96,23 +98,11 @@ def compose_file_for(task_definition, published_port, subnet):
     }
 
 
-def unused_subnet():
-    """A /24 no Docker network on this machine uses, for the task's 'VPC'."""
-    taken = set()
-    for network in docker.from_env().networks.list():
-        for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
-            taken.add(config.get("Subnet"))
-    while True:
-        subnet = f"10.{100 + secrets.randbelow(150)}.{secrets.randbelow(256)}.0/24"
-        if subnet not in taken:
-            return subnet
-
-
 class Task:
     """The rendered task, running as a compose project of its own."""
 
     def __init__(self, tmp_path):
-        self.subnet = unused_subnet()
+        self.subnet = str(free_subnet(docker.from_env()))
         self.definition = render_task_definition(self.subnet)
         self.port = free_loopback_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -136,8 +126,10 @@ class Task:
 
 @pytest.fixture(scope="module")
 def images():
+    # The names LOCAL_IMAGES gives, whatever a developer's .env says.
+    names = {"WEB_IMAGE": "flask-stack/web", "NGINX_IMAGE_NAME": "flask-stack/nginx", "IMAGE_TAG": "latest"}
     subprocess.run(["docker", "compose", "-f", "compose.yaml", "build"], cwd=ROOT, check=True, capture_output=True,
-                   timeout=900)
+                   env={**os.environ, **names}, timeout=900)
 
 
 @pytest.fixture

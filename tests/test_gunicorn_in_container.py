@@ -35,7 +35,7 @@ def started_as_compose_starts_it(stack, **limits):
     try:
         wait_for(lambda: b"effective settings:" in container.logs(), deadline_s=60, message="gunicorn started")
     except BaseException:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
         raise
     return container
 
@@ -47,7 +47,7 @@ def test_workers_match_the_cpus_the_container_may_use(stack, limits):
         workers = int(effective_settings(container)["workers"])
         cpus = usable_cpus(container)
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     assert workers == cpus
     if limits:
         assert workers == 1

@@ -133,7 +133,7 @@ def test_nginx_refuses_to_start_with_a_switch_that_is_not_on_or_off(stack, name,
         result = container.wait(timeout=30)
         stderr = container.logs(stdout=False, stderr=True).decode()
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     assert result["StatusCode"] != 0
     assert f"check-settings: {name} must be on or off, got '{value}'" in stderr
 

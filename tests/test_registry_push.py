@@ -37,6 +37,14 @@ def forget_local_copies(*repositories):
 
 
 @pytest.fixture
+def pushed_repositories():
+    """Repositories a test pushes to; their local images are removed when it ends, pass or fail."""
+    repositories = []
+    yield repositories
+    forget_local_copies(*repositories)
+
+
+@pytest.fixture
 def docker_config(tmp_path):
     """The environment for the Docker CLI and make: a Docker config folder of this test's
     own (its logins never touch the user's), and the test venv's tools (aws) on PATH."""
@@ -45,9 +53,11 @@ def docker_config(tmp_path):
     return {**os.environ, "DOCKER_CONFIG": str(folder), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
 
 
-def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stack(tmp_path, docker_config):
+def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stack(tmp_path, docker_config,
+                                                                                  pushed_repositories):
     password = secrets.token_urlsafe(16)
     with registry_server(tmp_path / "registry", {"pusher": password}) as host:
+        pushed_repositories += [f"{host}/flask-stack/web", f"{host}/flask-stack/nginx"]
         docker_login(host, "pusher", password, docker_config)
         release = f"test-{secrets.token_hex(4)}"
         images_file = tmp_path / "pushed-images.env"
@@ -82,7 +92,9 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
                 client.images.get(written[key])
 
         # The stack from the pulled images, as `make up-pushed` runs it: no build.
-        pulled = Stack("pushed", compose_files=("compose.yaml", "deploy/compose.pushed.yaml"), env=docker_config)
+        # The digests in its environment too, so that `down` reads the same overlay.
+        pulled = Stack("pushed", compose_files=("compose.yaml", "deploy/compose.pushed.yaml"),
+                       env={**docker_config, **written})
         try:
             pulled.make("up-pushed", f"PUSHED_IMAGES_FILE={images_file}", timeout=600)
             running = {service: pulled.running(service) for service in ("web", "nginx")}
@@ -96,7 +108,8 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
             pulled.down()
 
 
-def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_path, docker_config):
+def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_path, docker_config,
+                                                                          pushed_repositories):
     # STAND-IN: moto's server answers ECR's API locally; no request reaches AWS.
     with aws_api_stand_in(tmp_path / "aws") as aws_env:
         ecr = boto3.client("ecr", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=aws_env["AWS_REGION"],
@@ -107,6 +120,7 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
         assert user == "AWS"
         # The registry accepts the token as the AWS user's password, as ECR does.
         with registry_server(tmp_path / "registry", {"AWS": password}) as host:
+            pushed_repositories += [f"{host}/flask-stack/web", f"{host}/flask-stack/nginx"]
             env = {**docker_config, **aws_env, "REGISTRY": host, "REGISTRY_LOGIN": "ecr", "ALLOW_DIRTY": "1",
                    "PUSHED_IMAGES_FILE": str(tmp_path / "pushed-images.env")}
 
@@ -130,6 +144,9 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
 
 @pytest.mark.parametrize("settings, message", [
     ({"REGISTRY": ""}, "REGISTRY is not set"),
+    ({"REGISTRY": "https://127.0.0.1:1"}, "is not host[:port]"),
+    ({"REGISTRY": "127.0.0.1:1/team"}, "is not host[:port]"),
+    ({"REGISTRY": "127.0.0.1:1", "IMAGE_REPOSITORY_PREFIX": "Team/Stack"}, "is not a repository path"),
     ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "latest"}, "RELEASE_TAG=latest pins nothing"),
     ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "no spaces"}, "is not a valid image tag"),
     ({"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "maybe"}, "REGISTRY_LOGIN must be auto, ecr or none"),

@@ -121,7 +121,7 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
     load.outcomes.extend(gets)
     assert_no_failures(load, f"SIGKILL of a replica: GETs ({len(retried)} of {len(get_ids)} slow GETs in flight on it "
                              f"retried elsewhere; {len(on_victim)} of 6 POSTs on it failed, none ran twice)")
-    victim.remove(force=True)
+    victim.remove(force=True, v=True)
 
 
 def put_file(container, path, content):

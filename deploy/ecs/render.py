@@ -57,13 +57,17 @@ def deployment_values(environ):
     return pseudo, {"ExecutionRole.Arn": role}, notes
 
 
-def parameter_overrides(environ):
-    """ECS_PARAMETERS ("Key=Value Key=Value") as a dict, with notes on examples used."""
+def parameter_overrides(environ, declared=None):
+    """ECS_PARAMETERS ("Key=Value Key=Value") as a dict, with notes on examples used. A key
+    the template does not declare is refused: a misspelt one would leave an example in place."""
     overrides = {}
     for pair in environ.get("ECS_PARAMETERS", "").split():
         key, separator, value = pair.partition("=")
         if not separator:
             raise ValueError(f"ECS_PARAMETERS: expected Key=Value, got {pair!r}")
+        if declared is not None and key not in declared:
+            raise ValueError(f"ECS_PARAMETERS: the template has no parameter {key!r} "
+                             f"(it has {', '.join(sorted(declared))})")
         overrides[key] = value
     notes = []
     for key, example in EXAMPLE_PARAMETERS.items():
@@ -76,7 +80,7 @@ def parameter_overrides(environ):
 def render(template, images, environ):
     """(task definition in the API's names, notes) for these images and this environment."""
     pseudo, known, notes = deployment_values(environ)
-    parameters, parameter_notes = parameter_overrides(environ)
+    parameters, parameter_notes = parameter_overrides(environ, declared=set(template.get("Parameters", {})))
     notes += parameter_notes
     parameters.update(WebImage=images["PUSHED_WEB_IMAGE"], NginxImage=images["PUSHED_NGINX_IMAGE"])
     resolver = cfn_template.Resolver(

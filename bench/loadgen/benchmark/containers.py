@@ -27,7 +27,7 @@ class Containers:
 
     def remove_leftovers(self):
         for container in self.client.containers.list(all=True, filters={"label": LABEL}):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
 
     def start_server(self, server, alias="web"):
         env = {"APP_OUTBOUND_URL": self.outbound_url, **server.env}
@@ -48,7 +48,7 @@ class Containers:
         return container
 
     def stop(self, container):
-        container.remove(force=True)
+        container.remove(force=True, v=True)
 
 
 def wait_until_serving(url, container, timeout=STARTUP_TIMEOUT_S):

@@ -78,3 +78,11 @@ def test_a_malformed_images_file_is_refused_with_its_line(capsys, images, tmp_pa
     path.write_text(f"{line}\n")
     assert render.main(["--images-file", str(path)]) == 1
     assert f"{path}:1: expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_a_parameter_the_template_does_not_declare_is_refused(capsys, images_file, monkeypatch):
+    monkeypatch.setenv("ECS_PARAMETERS", "VpcCIDR=10.1.0.0/16")
+
+    assert render.main(["--images-file", str(images_file)]) == 1
+
+    assert "the template has no parameter 'VpcCIDR'" in capsys.readouterr().err
