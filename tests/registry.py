@@ -1,12 +1,14 @@
 """A throwaway image registry on 127.0.0.1: Debian's docker-registry package (the CNCF
 distribution server), with htpasswd authentication, its storage in a temporary folder."""
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
 from contextlib import contextmanager
 
+import docker
 import pytest
 import requests
 
@@ -108,3 +110,14 @@ def read_env_file(path):
             key, _, value = line.partition("=")
             values[key] = value
     return values
+
+
+def forget_local_images(registry):
+    """Remove every local image named after this registry (host:port/...), by tag or
+    digest, so what runs next must be pulled from it."""
+    client = docker.from_env()
+    for image in client.images.list():
+        names = image.tags + image.attrs.get("RepoDigests", [])
+        if any(name.startswith(f"{registry}/") for name in names):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.images.remove(image.id, force=True)

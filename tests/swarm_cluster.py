@@ -15,7 +15,7 @@ from pathlib import Path
 
 import docker
 
-from registry import require_tool
+from registry import forget_local_images, require_tool
 from stack import ROOT
 
 NODE_IMAGE = "flask-stack/swarm-node:test"
@@ -170,11 +170,8 @@ class SwarmCluster:
             with contextlib.suppress(docker.errors.APIError):
                 self.network.remove()
         # The images the host pushed to this registry: their names die with it.
-        for image in self.client.images.list():
-            names = image.tags + image.attrs.get("RepoDigests", [])
-            if any(name.startswith(f"{self.registry}/") for name in names):
-                with contextlib.suppress(docker.errors.APIError):
-                    self.client.images.remove(image.id, force=True)
+        with contextlib.suppress(docker.errors.APIError):
+            forget_local_images(self.registry)
 
 
 @contextlib.contextmanager

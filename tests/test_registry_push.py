@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from aws_stand_in import VENV_BIN, aws_api_stand_in
-from registry import RegistryClient, read_env_file, registry_server
+from registry import RegistryClient, forget_local_images, read_env_file, registry_server
 from stack import ROOT, Stack
 
 
@@ -26,22 +26,14 @@ def make_push(env, timeout=900):
     return subprocess.run(["make", "push"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def forget_local_copies(*repositories):
-    """Remove every local image of these repositories, so what runs next must be pulled."""
-    client = docker.from_env()
-    for image in client.images.list():
-        names = image.tags + image.attrs.get("RepoDigests", [])
-        # name:tag or name@sha256:digest
-        if any((name.split("@")[0] if "@" in name else name.rsplit(":", 1)[0]) in repositories for name in names):
-            client.images.remove(image.id, force=True)
-
-
 @pytest.fixture
-def pushed_repositories():
-    """Repositories a test pushes to; their local images are removed when it ends, pass or fail."""
-    repositories = []
-    yield repositories
-    forget_local_copies(*repositories)
+def pushed_registries():
+    """Registries a test pushes to; the local images named after them are removed when it
+    ends, pass or fail."""
+    registries = []
+    yield registries
+    for host in registries:
+        forget_local_images(host)
 
 
 @pytest.fixture
@@ -54,10 +46,10 @@ def docker_config(tmp_path):
 
 
 def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stack(tmp_path, docker_config,
-                                                                                  pushed_repositories):
+                                                                                  pushed_registries):
     password = secrets.token_urlsafe(16)
     with registry_server(tmp_path / "registry", {"pusher": password}) as host:
-        pushed_repositories += [f"{host}/flask-stack/web", f"{host}/flask-stack/nginx"]
+        pushed_registries.append(host)
         docker_login(host, "pusher", password, docker_config)
         release = f"test-{secrets.token_hex(4)}"
         images_file = tmp_path / "pushed-images.env"
@@ -85,7 +77,7 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
             blobs = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
             assert all(registry.has_blob(repository, blob) for blob in blobs), name
 
-        forget_local_copies(f"{host}/flask-stack/web", f"{host}/flask-stack/nginx")
+        forget_local_images(host)
         client = docker.from_env()
         for key in ("PUSHED_WEB_IMAGE", "PUSHED_NGINX_IMAGE"):
             with pytest.raises(docker.errors.ImageNotFound):
@@ -109,7 +101,7 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
 
 
 def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_path, docker_config,
-                                                                          pushed_repositories):
+                                                                          pushed_registries):
     # STAND-IN: moto's server answers ECR's API locally; no request reaches AWS.
     with aws_api_stand_in(tmp_path / "aws") as aws_env:
         ecr = boto3.client("ecr", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=aws_env["AWS_REGION"],
@@ -120,7 +112,7 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
         assert user == "AWS"
         # The registry accepts the token as the AWS user's password, as ECR does.
         with registry_server(tmp_path / "registry", {"AWS": password}) as host:
-            pushed_repositories += [f"{host}/flask-stack/web", f"{host}/flask-stack/nginx"]
+            pushed_registries.append(host)
             env = {**docker_config, **aws_env, "REGISTRY": host, "REGISTRY_LOGIN": "ecr", "ALLOW_DIRTY": "1",
                    "PUSHED_IMAGES_FILE": str(tmp_path / "pushed-images.env")}
 

@@ -11,28 +11,22 @@ set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 
 stack_name=${ECS_STACK_NAME:-flask-stack}
-images_file=${PUSHED_IMAGES_FILE:-deploy/pushed-images.env}
+# shellcheck source=deploy/pushed-images.sh
+source deploy/pushed-images.sh
 read -r -a user_parameters <<<"${ECS_PARAMETERS:-}"
-
-# The value of KEY in the images file (never sourced: it is data, not a script).
-from_images_file() {
-  [[ -f $images_file ]] || return 0
-  sed -n "s/^[[:space:]]*$1=//p" "$images_file" | tail -n 1
-}
 
 if [[ ${ECS_REPOSITORIES_ONLY:-0} == 1 ]]; then
   web_image="" nginx_image=""
 else
-  web_image=${PUSHED_WEB_IMAGE:-$(from_images_file PUSHED_WEB_IMAGE)}
-  nginx_image=${PUSHED_NGINX_IMAGE:-$(from_images_file PUSHED_NGINX_IMAGE)}
-  pinned='^[^@[:space:]]+@sha256:[0-9a-f]{64}$'
+  web_image=$(pushed_image PUSHED_WEB_IMAGE)
+  nginx_image=$(pushed_image PUSHED_NGINX_IMAGE)
   for image in "$web_image" "$nginx_image"; do
     if [[ -z $image ]]; then
-      echo "ecs-deploy: no image digests in $images_file: run \`make push\` first" \
+      echo "ecs-deploy: no image digests in $pushed_images_file: run \`make push\` first" \
         "(or ECS_REPOSITORIES_ONLY=1 for the first deploy, which creates the repositories)" >&2
       exit 1
     fi
-    if [[ ! $image =~ $pinned ]]; then
+    if ! is_pinned "$image"; then
       echo "ecs-deploy: $image is not pinned by digest (<repository>@sha256:<64 hex>)" >&2
       exit 1
     fi

@@ -12,19 +12,13 @@ set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 
 stack=${SWARM_STACK_NAME:-flask-stack}
-images_file=${PUSHED_IMAGES_FILE:-deploy/pushed-images.env}
+# shellcheck source=deploy/pushed-images.sh
+source deploy/pushed-images.sh
 
-# The value of KEY in the images file (read as data, never sourced).
-from_images_file() {
-  [[ -f $images_file ]] || return 0
-  sed -n "s/^[[:space:]]*$1=//p" "$images_file" | tail -n 1
-}
-
-PUSHED_WEB_IMAGE=${PUSHED_WEB_IMAGE:-$(from_images_file PUSHED_WEB_IMAGE)}
-PUSHED_NGINX_IMAGE=${PUSHED_NGINX_IMAGE:-$(from_images_file PUSHED_NGINX_IMAGE)}
-pinned='^[^@[:space:]]+@sha256:[0-9a-f]{64}$'
+PUSHED_WEB_IMAGE=$(pushed_image PUSHED_WEB_IMAGE)
+PUSHED_NGINX_IMAGE=$(pushed_image PUSHED_NGINX_IMAGE)
 for image in "$PUSHED_WEB_IMAGE" "$PUSHED_NGINX_IMAGE"; do
-  if [[ ! $image =~ $pinned ]]; then
+  if ! is_pinned "$image"; then
     echo "swarm-deploy: '$image' is not an image pinned by digest: run \`make push\` first" >&2
     exit 1
   fi
