@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from stack import free_loopback_port
+from composed import free_loopback_port
 
 VENV_BIN = Path(sys.executable).parent
 

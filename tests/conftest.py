@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from load import REPORTS
-from stack import composed_stack
+from composed import composed_stack
 
 
 def require_docker():

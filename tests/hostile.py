@@ -13,7 +13,7 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from app.security_headers import HTML_POLICY
-from stack import wait_for_access_log_flush
+from composed import wait_for_access_log_flush
 
 # nginx's headers on every response (snippets/response-headers.conf).
 SECURITY_HEADERS = {

@@ -12,7 +12,7 @@ import docker
 import pytest
 import requests
 
-from stack import free_loopback_port
+from composed import free_loopback_port
 
 
 def require_tool(name, install_hint):

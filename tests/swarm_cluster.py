@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 
 from registry import forget_local_images, require_tool
-from stack import ROOT
+from composed import ROOT
 
 NODE_IMAGE = "flask-stack/swarm-node:test"
 NODE_DOCKERFILE = ROOT / "tests" / "swarm" / "node.Dockerfile"

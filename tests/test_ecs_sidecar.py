@@ -21,7 +21,7 @@ import pytest
 import requests
 import yaml
 
-from stack import ROOT, free_loopback_port, wait_for
+from composed import ROOT, free_loopback_port, wait_for
 from swarm_cluster import free_subnet
 
 # Built by compose (`docker compose build`): the images the task runs, by their local names.

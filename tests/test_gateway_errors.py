@@ -2,7 +2,7 @@
 
 import pytest
 
-from stack import composed_stack
+from composed import composed_stack
 
 
 @pytest.fixture(scope="module")

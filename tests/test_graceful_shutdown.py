@@ -6,7 +6,7 @@ import time
 import pytest
 
 from load import one_request
-from stack import composed_stack, wait_for
+from composed import composed_stack, wait_for
 
 pytestmark = pytest.mark.worker_count
 

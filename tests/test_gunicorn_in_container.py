@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from stack import effective_settings, wait_for
+from composed import effective_settings, wait_for
 
 pytestmark = pytest.mark.worker_count
 

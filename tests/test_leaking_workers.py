@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from load import LoadLoop
-from stack import composed_stack, effective_settings, wait_for
+from composed import composed_stack, effective_settings, wait_for
 
 WORKERS = 2
 CEILING_MB = 100

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from stack import composed_stack, effective_settings
+from composed import composed_stack, effective_settings
 
 PROD_FILES = ("compose.yaml", "compose.prod.yaml")
 

@@ -13,7 +13,7 @@ import pytest
 
 from aws_stand_in import VENV_BIN, aws_api_stand_in
 from registry import RegistryClient, forget_local_images, read_env_file, registry_server
-from stack import ROOT, Stack
+from composed import ROOT, Stack
 
 
 def docker_login(host, user, password, docker_config):

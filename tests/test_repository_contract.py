@@ -4,7 +4,7 @@ import json
 import re
 import subprocess
 
-from stack import ROOT
+from composed import ROOT
 
 COMPOSE_FILES = ("compose.yaml", "compose.prod.yaml")
 

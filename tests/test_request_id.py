@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from stack import ACCESS_LOG_FLUSH_S, wait_for, wait_for_access_log_flush
+from composed import ACCESS_LOG_FLUSH_S, wait_for, wait_for_access_log_flush
 
 pytestmark = pytest.mark.worker_count
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 from hostile import assert_json_error, assert_security_headers
 
-from stack import wait_for
+from composed import wait_for
 
 pytestmark = pytest.mark.worker_count
 

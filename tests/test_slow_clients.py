@@ -7,7 +7,7 @@ import time
 import pytest
 
 from load import record
-from stack import composed_stack
+from composed import composed_stack
 
 HEADER_TRICKLERS = 300
 BODY_TRICKLERS = 100

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from load import LoadLoop, one_request
-from stack import composed_stack, wait_for
+from composed import composed_stack, wait_for
 
 REPLICAS = 3
 
@@ -31,7 +31,7 @@ def stuck_stack():
         "GUNICORN_LOG_LEVEL": "debug",
     }
     with composed_stack("stuck", env=env) as composed:
-        composed.scale_web(REPLICAS)
+        composed.make("scale", f"N={REPLICAS}")
         composed.replicas_answering(REPLICAS)
         yield composed
 

@@ -12,7 +12,7 @@ import pytest
 
 from load import LoadLoop, one_request, record
 from registry import read_env_file
-from stack import ROOT, wait_for
+from composed import ROOT, wait_for
 from swarm_cluster import swarm_cluster
 
 pytestmark = pytest.mark.swarm

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from load import LoadLoop, one_request
-from stack import wait_for
+from composed import wait_for
 
 pytestmark = pytest.mark.worker_count
 

@@ -30,7 +30,8 @@ class Containers:
             container.remove(force=True, v=True)
 
     def start_server(self, server, alias="web"):
-        env = {"APP_OUTBOUND_URL": self.outbound_url, **server.env}
+        # The probes are the endpoints measured; /api/outbound calls the slow upstream.
+        env = {"APP_PROBES": "on", "APP_OUTBOUND_URL": self.outbound_url, **server.env}
         command = list(server.command) if server.command else None
         return self._run(self.servers_image, alias, command=command, environment=env)
 

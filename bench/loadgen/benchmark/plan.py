@@ -66,25 +66,25 @@ def gunicorn(worker_class, workers, threads=1, *, seed=True, default=False):
 
 
 def default_server(cpus):
-    """What compose runs: no GUNICORN_* variable set, so gunicorn_settings.py decides."""
+    """What compose runs: no GUNICORN_* variable set, so stack/gunicorn_settings.py decides."""
     server = gunicorn("gevent", cpus, seed=False, default=True)
     return Server(f"{server.name} (default)", "gunicorn", env={}, processes=cpus, slots=None, default=True)
 
 
 def flask_dev():
-    command = ("flask", "--app", "app.wsgi:application", "run", "--host", "0.0.0.0", "--port", "8000", "--with-threads")
+    command = ("flask", "--app", "stack.wsgi:application", "run", "--host", "0.0.0.0", "--port", "8000", "--with-threads")
     return Server("flask dev server (threaded)", "flask-dev", command=command, seed=True)
 
 
 def waitress(threads):
-    command = ("waitress-serve", "--listen=0.0.0.0:8000", f"--threads={threads}", "app.wsgi:application")
+    command = ("waitress-serve", "--listen=0.0.0.0:8000", f"--threads={threads}", "stack.wsgi:application")
     return Server(f"waitress t{threads}", "waitress", command=command, slots=threads, seed=True)
 
 
 def uwsgi(processes, threads):
     command = (
         # The HTTP/1.1 socket keeps connections alive, like every other server here.
-        "uwsgi", "--http11-socket", ":8000", "--module", "app.wsgi:application", "--master",
+        "uwsgi", "--http11-socket", ":8000", "--module", "stack.wsgi:application", "--master",
         "--processes", str(processes), "--threads", str(threads),
         # uWSGI otherwise reloads on SIGTERM instead of stopping.
         "--die-on-term",
@@ -131,8 +131,8 @@ def tuning_variants(cpus):
         # Two processes per core instead of one.
         f"GUNICORN_WORKERS={2 * cpus}": ({"GUNICORN_WORKERS": str(2 * cpus)}, {}),
         "GUNICORN_WORKER_CLASS=gthread": ({"GUNICORN_WORKER_CLASS": "gthread"}, {}),
-        # gunicorn's access log written line by line, as gunicorn does by itself.
-        "GUNICORN_ACCESS_LOG_FLUSH_SECONDS=0": ({"GUNICORN_ACCESS_LOG_FLUSH_SECONDS": "0"}, {}),
+        # gunicorn's own access log on (off by default: nginx's has every request).
+        "GUNICORN_ACCESS_LOG=on": ({"GUNICORN_ACCESS_LOG": "on"}, {}),
         # Next to no idle connections kept from nginx to gunicorn: most requests connect anew.
         "NGINX_UPSTREAM_KEEPALIVE=1": ({}, {"NGINX_UPSTREAM_KEEPALIVE": "1"}),
         # Enough idle connections per nginx worker for 1000 clients' requests to reuse them.

@@ -1,32 +1,20 @@
-"""The Flask application: an application factory, configured from the environment."""
+"""The demo app: the example of what the stack runs. Replace it with your own.
+
+The stack (services/web/stack/) needs only this: a Flask application factory named
+`create_app` in this file, and the app's static files in its `static/` folder (Flask's
+default), which nginx serves. The app imports nothing from the stack.
+"""
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, errors, faults, outbound, pages, request_id, security_headers, static_files
-from .settings import settings_from_env
+from . import errors, pages
 
 
 def create_app(overrides=None):
-    """Build the app. `overrides` (a mapping) wins over the environment, for tests."""
-    app = Flask(__name__, static_folder=None)
-    app.config.update(settings_from_env())
+    """Build the app. `overrides` (a mapping) is applied to its config, for tests."""
+    app = Flask(__name__)
     if overrides:
         app.config.update(overrides)
-
-    request_id.init_app(app)
     errors.init_app(app)
-    security_headers.init_app(app)
-    static_files.init_app(app)
-    app.register_blueprint(api.blueprint)
     app.register_blueprint(pages.blueprint)
-    if app.config["FAULT_INJECTION"]:
-        app.register_blueprint(faults.blueprint)
-    if app.config["OUTBOUND_URL"]:
-        app.register_blueprint(outbound.blueprint)
-
-    hops = app.config["TRUSTED_PROXY_HOPS"]
-    if hops:
-        # Trust exactly `hops` proxies (nginx) for the client address and scheme.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app

@@ -1,9 +1,11 @@
-"""Errors as JSON on API paths, Flask's HTML pages elsewhere."""
+"""The demo app's errors: JSON on its /api/ paths, Flask's HTML pages elsewhere.
+
+The request id in each JSON error is the one the stack put in the request's X-Request-ID
+header; any app can read it the same way, without importing the stack.
+"""
 
 from flask import current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
-
-from . import request_id
 
 API_PREFIX = "/api/"
 
@@ -13,7 +15,7 @@ def wants_json():
 
 
 def json_error(status, error, message):
-    body = jsonify(error=error, status=status, message=message, request_id=request_id.current())
+    body = jsonify(error=error, status=status, message=message, request_id=request.headers.get("X-Request-ID", ""))
     body.status_code = status
     return body
 

@@ -1,20 +1,24 @@
-"""The test-only fault endpoints exist only when APP_FAULT_INJECTION is on."""
+"""The test-only fault endpoints exist only when APP_PROBES and APP_FAULT_INJECTION are on."""
 
 import logging
 
 import pytest
 
-from app import create_app, faults
+from stack import faults
 
 
 @pytest.fixture
-def faulty_client():
-    return create_app({"TESTING": True, "FAULT_INJECTION": True}).test_client()
+def faulty_client(wrapped):
+    return wrapped(FAULT_INJECTION=True)
 
 
 def test_fault_endpoints_do_not_exist_by_default(client):
     assert client.get("/api/faults/leak/1").status_code == 404
     assert client.post("/api/faults/side-effect/0").status_code == 404
+
+
+def test_fault_endpoints_need_the_probes_on_too(wrapped):
+    assert wrapped(FAULT_INJECTION=True, PROBES=False).get("/api/faults/leak/1").status_code == 404
 
 
 def test_the_leak_keeps_what_it_took(faulty_client, monkeypatch):

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config
 
-from gunicorn_settings import cgroup_cpu_quota, default_workers, describe, settings_from_env, usable_cpu_count
+from stack.gunicorn_settings import (
+    cgroup_cpu_quota,
+    default_workers,
+    describe,
+    lifecycle_settings_from_env,
+    settings_from_env,
+    usable_cpu_count,
+)
 
 WEB_DIR = Path(__file__).resolve().parents[1]
 
@@ -70,7 +77,11 @@ def test_production_defaults():
     # Longer than nginx's upstream keepalive_timeout (NGINX_UPSTREAM_KEEPALIVE_TIMEOUT, 5s).
     assert settings["keepalive"] > 5
     assert settings["graceful_timeout"] < 35  # compose's stop_grace_period
-    assert settings["max_requests"] > 0 and 0 < settings["max_requests_jitter"] < settings["max_requests"]
+    # gunicorn's own recycling is off: the stack's hook recycles in turns (test_recycling.py).
+    assert settings["max_requests"] == 0
+    lifecycle = lifecycle_settings_from_env({})
+    assert lifecycle["max_requests"] > 0 and 0 < lifecycle["max_requests_jitter"] < lifecycle["max_requests"]
+    assert settings["accesslog"] is None
     assert "%(M)s" in settings["access_log_format"] and "x-request-id" in settings["access_log_format"]
 
 
@@ -128,7 +139,7 @@ def test_gunicorn_takes_every_request_head_nginx_passes_on():
 def effective_config(**env):
     """gunicorn's own view of gunicorn.conf.py (`--print-config`), as a dict of strings."""
     output = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--print-config", "app.wsgi:application"],
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--print-config", "stack.wsgi:application"],
         cwd=WEB_DIR, env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=60,
     ).stdout
     return {
@@ -157,4 +168,4 @@ def test_describe_lists_each_capacity_setting_once_as_name_value():
     line = describe(cfg)
     assert line.startswith("effective settings: ")
     assert "bind=0.0.0.0:8000 worker_class=gthread workers=3 threads=4 " in line
-    assert line.count("=") == 13
+    assert line.count("=") == 12

@@ -6,7 +6,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app import create_app
 
 
 class SlowUpstream(BaseHTTPRequestHandler):
@@ -35,8 +34,9 @@ def upstream_url():
     server.server_close()
 
 
-def client_for(url):
-    return create_app({"TESTING": True, "OUTBOUND_URL": url}).test_client()
+@pytest.fixture
+def client_for(wrapped):
+    return lambda url: wrapped(OUTBOUND_URL=url)
 
 
 def test_there_is_no_outbound_endpoint_without_an_upstream(client):
@@ -45,7 +45,7 @@ def test_there_is_no_outbound_endpoint_without_an_upstream(client):
     assert response.json["error"] == "not_found"
 
 
-def test_the_call_waits_for_the_upstream(upstream_url):
+def test_the_call_waits_for_the_upstream(upstream_url, client_for):
     response = client_for(upstream_url).get("/api/outbound/30")
     assert response.status_code == 200
     assert response.json["upstream_status"] == 200
@@ -53,21 +53,21 @@ def test_the_call_waits_for_the_upstream(upstream_url):
     assert response.json["elapsed_ms"] >= 29
 
 
-def test_an_upstream_error_is_a_json_502(upstream_url):
+def test_an_upstream_error_is_a_json_502(upstream_url, client_for):
     # The upstream has no such path: its 404 is the app's 502, never passed on as is.
     response = client_for(upstream_url + "/missing").get("/api/outbound/0")
     assert response.status_code == 502
     assert response.json["message"] == "the upstream answered 404"
 
 
-def test_an_unreachable_upstream_is_a_json_502():
+def test_an_unreachable_upstream_is_a_json_502(client_for):
     # Port 9 on the loopback: nothing listens there, the connection is refused at once.
     response = client_for("http://127.0.0.1:9").get("/api/outbound/0")
     assert response.status_code == 502
     assert "could not be reached" in response.json["message"]
 
 
-def test_the_wait_is_bounded_like_sleep(upstream_url):
+def test_the_wait_is_bounded_like_sleep(upstream_url, client_for):
     response = client_for(upstream_url).get("/api/outbound/99999")
     assert response.status_code == 400
     assert "ms must be at most" in response.json["message"]

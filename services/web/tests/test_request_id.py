@@ -1,4 +1,4 @@
-"""Unit tests of X-Request-ID handling in the app."""
+"""Unit tests of X-Request-ID handling (stack/request_id.py), around the probes and the app."""
 
 import re
 
@@ -28,3 +28,17 @@ def test_missing_request_id_is_generated_and_unique(client):
 def test_error_bodies_carry_the_request_id(client):
     response = client.get("/api/nope", headers={"X-Request-ID": "trace-me-please"})
     assert response.get_json()["request_id"] == "trace-me-please"
+
+
+def test_the_app_sees_the_id_as_its_request_header_and_cannot_send_another(wrapped):
+    from flask import Flask, request
+
+    foreign = Flask("foreign")
+
+    @foreign.get("/")
+    def index():
+        return request.headers["X-Request-ID"], 200, {"X-Request-ID": "the-app-made-this-up"}
+
+    response = wrapped(foreign).get("/", headers={"X-Request-ID": "from-nginx-0001"})
+    assert response.text == "from-nginx-0001"
+    assert response.headers.getlist("X-Request-ID") == ["from-nginx-0001"]

@@ -1,4 +1,4 @@
-"""Unit tests of the JSON endpoints, through Flask's test client."""
+"""Unit tests of /healthz and the probes, inside the stack (stack/probes.py, stack/wrapping.py)."""
 
 import hashlib
 import logging
@@ -28,8 +28,8 @@ def test_whoami_reports_the_client_behind_exactly_one_proxy(client):
         assert field in body
 
 
-def test_forwarded_headers_are_ignored_when_no_proxy_is_trusted():
-    client = create_app({"TRUSTED_PROXY_HOPS": 0}).test_client()
+def test_forwarded_headers_are_ignored_when_no_proxy_is_trusted(wrapped):
+    client = wrapped(TRUSTED_PROXY_HOPS=0)
     body = client.get(
         "/api/whoami",
         headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},

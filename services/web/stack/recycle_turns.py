@@ -1,14 +1,13 @@
 """A replica's workers recycle for their request count (GUNICORN_MAX_REQUESTS) one at a time.
 
-Workers that serve alike reach GUNICORN_MAX_REQUESTS within seconds of each other (its
-jitter, 10,000, is four seconds at 2,500 requests/s a worker). A recycling gevent worker
-stops accepting when it next looks at its stop flag (once a second), then takes 1 to 3 s
-to exit, and the master starts its replacement only then: two workers recycling together
-left a replica accepting nothing for seconds (make bench, and by hand: both restarted
-within 25 ms, nobody accepted for 2.7 s). So a worker recycles only when no other worker
-of the replica is recycling; until then it serves on and asks again after its next
-request. The turn passes on when the recycled worker's replacement starts. A worker over
-the memory ceiling recycles at once, taking the turn only if it is free.
+Workers that serve alike reach their share within seconds of each other, jitter or not. A
+recycling gevent worker stops accepting when it next looks at its stop flag (about once a
+second), then takes a while to exit, and the master starts its replacement only then: two
+workers recycling together left a replica accepting nothing for seconds (found by make
+bench; bench/README.md, "Tunings", has the measurement). So a worker recycles only when no
+other worker of the replica is recycling; until then it serves on and asks again after
+its next request. The turn passes on when the recycled worker's replacement starts. A
+worker over the memory ceiling recycles at once, taking the turn only if it is free.
 """
 
 import contextlib

@@ -1,19 +1,22 @@
 """gunicorn settings computed from environment variables (imported by gunicorn.conf.py).
 
 Kept apart from gunicorn.conf.py so the logic can be unit tested without starting gunicorn.
+Every value is one of gunicorn's documented settings, or a setting of the stack's own hooks
+(lifecycle_settings_from_env).
 """
 
 import math
 import os
 from pathlib import Path
 
+from . import env
+
 WORKER_CLASSES = ("sync", "gthread", "gevent")
 
 # Settings logged once at start, in this order.
 LOGGED_SETTINGS = (
     "bind", "worker_class", "workers", "threads", "worker_connections", "timeout",
-    "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter",
-    "worker_tmp_dir", "forwarded_allow_ips", "preload_app",
+    "graceful_timeout", "keepalive", "worker_tmp_dir", "accesslog", "forwarded_allow_ips", "preload_app",
 )
 
 
@@ -58,62 +61,39 @@ def default_workers(worker_class, cpus):
     return cpus
 
 
-def _int(environ, name, default, minimum=0):
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _flag(environ, name):
-    raw = environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"{name} must be true or false, got {raw!r}")
+# gunicorn's heartbeat files, and the drain flag: on tmpfs, writable under a read-only root.
+DEFAULT_WORKER_TMP_DIR = "/dev/shm"  # noqa: S108 container-private tmpfs
 
 
 def settings_from_env(environ, cpus=None):
     """Return gunicorn settings (names as in a gunicorn config file) for this environment."""
-    worker_class = environ.get("GUNICORN_WORKER_CLASS", "").strip() or "gevent"
+    worker_class = env.text(environ, "GUNICORN_WORKER_CLASS", "gevent")
     if worker_class not in WORKER_CLASSES:
         raise ValueError(f"GUNICORN_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}, got {worker_class!r}")
-    preload = _flag(environ, "GUNICORN_PRELOAD")
+    preload = env.switch(environ, "GUNICORN_PRELOAD", False)
     if preload and worker_class == "gevent":
         # Loading the app before gevent patches the standard library in each worker
         # leaves unpatched sockets and locks behind: never combine the two.
         raise ValueError("GUNICORN_PRELOAD cannot be used with GUNICORN_WORKER_CLASS=gevent")
     if cpus is None:
         cpus = usable_cpu_count()
-    timeout = _int(environ, "GUNICORN_TIMEOUT", 30, minimum=1)
     return {
-        "bind": f"0.0.0.0:{_int(environ, 'GUNICORN_PORT', 8000, minimum=1)}",
+        "bind": f"0.0.0.0:{env.whole(environ, 'GUNICORN_PORT', 8000, minimum=1)}",
         "worker_class": worker_class,
-        "workers": _int(environ, "GUNICORN_WORKERS", 0) or default_workers(worker_class, cpus),
+        "workers": env.whole(environ, "GUNICORN_WORKERS", 0) or default_workers(worker_class, cpus),
         # gunicorn turns sync into gthread when threads > 1; keep sync single-threaded.
-        "threads": 1 if worker_class == "sync" else _int(environ, "GUNICORN_THREADS", 4, minimum=1),
-        "worker_connections": _int(environ, "GUNICORN_WORKER_CONNECTIONS", 1000, minimum=1),
-        "timeout": timeout,
+        "threads": 1 if worker_class == "sync" else env.whole(environ, "GUNICORN_THREADS", 4, minimum=1),
+        "worker_connections": env.whole(environ, "GUNICORN_WORKER_CONNECTIONS", 1000, minimum=1),
+        "timeout": env.whole(environ, "GUNICORN_TIMEOUT", 30, minimum=1),
         # Time a stopping worker gets to finish its requests; compose's stop_grace_period is longer.
-        "graceful_timeout": _int(environ, "GUNICORN_GRACEFUL_TIMEOUT", 25, minimum=1),
-        # Longer than nginx's upstream keepalive_timeout (5s), so nginx always closes first
+        "graceful_timeout": env.whole(environ, "GUNICORN_GRACEFUL_TIMEOUT", 25, minimum=1),
+        # Longer than nginx's upstream keepalive_timeout, so nginx always closes first
         # and never sends a request on a connection gunicorn is closing.
-        "keepalive": _int(environ, "GUNICORN_KEEPALIVE", 75, minimum=1),
-        # Recycle workers now and then so slow leaks of anything but memory (which has its
-        # own ceiling) cannot grow forever; jitter keeps them from all restarting at once.
-        # Rare: at 5000, a busy worker restarted every few seconds and cost 12% of the
-        # throughput (make bench-tuning).
-        "max_requests": _int(environ, "GUNICORN_MAX_REQUESTS", 100_000),
-        "max_requests_jitter": _int(environ, "GUNICORN_MAX_REQUESTS_JITTER", 10_000),
-        # Heartbeat files on tmpfs: a disk-backed /tmp can stall workers on slow IO.
-        "worker_tmp_dir": environ.get("GUNICORN_WORKER_TMP_DIR", "").strip() or "/dev/shm",  # noqa: S108 container-private tmpfs
+        "keepalive": env.whole(environ, "GUNICORN_KEEPALIVE", 75, minimum=1),
+        # Off in gunicorn itself: the stack's post_request hook recycles workers for their
+        # request count instead, one at a time (recycling.py, lifecycle_settings_from_env).
+        "max_requests": 0,
+        "worker_tmp_dir": worker_tmp_dir(environ),
         # nginx refuses what is too large (large_client_header_buffers 4 8k: a request line or
         # header line up to 8k, 32k of headers in all); gunicorn must take whatever nginx
         # passes on, or its own HTML 414/431 pages reach clients. So: its longest request
@@ -123,35 +103,48 @@ def settings_from_env(environ, cpus=None):
         "limit_request_field_size": 16384,
         "limit_request_fields": 32768,
         # Only nginx reaches web on the private network; ProxyFix decides what to trust.
-        "forwarded_allow_ips": environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "").strip() or "*",
+        "forwarded_allow_ips": env.text(environ, "GUNICORN_FORWARDED_ALLOW_IPS", "*"),
         "preload_app": preload,
         # The runtime control socket would need a writable home; operations use signals instead.
         "control_socket_disable": True,
-        "loglevel": environ.get("GUNICORN_LOG_LEVEL", "").strip() or "info",
-        "accesslog": "-",
+        "loglevel": env.text(environ, "GUNICORN_LOG_LEVEL", "info"),
+        # nginx's JSON access log already has every request with its id, replica, status and
+        # time; gunicorn's own line costs Docker's log pipeline a share of the throughput
+        # (bench/README.md, "Tunings"), so it is off unless asked for.
+        "accesslog": "-" if env.switch(environ, "GUNICORN_ACCESS_LOG", False) else None,
         "errorlog": "-",
+        # gunicorn's default format, then the time taken and the request id nginx sent.
         "access_log_format": (
-            '%(h)s "%(r)s" %(s)s %(b)s duration_ms=%(M)s request_id=%({x-request-id}o)s'
+            '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '
+            "duration_ms=%(M)s request_id=%({x-request-id}o)s"
         ),
     }
 
 
+def worker_tmp_dir(environ):
+    return env.text(environ, "GUNICORN_WORKER_TMP_DIR", DEFAULT_WORKER_TMP_DIR)
+
+
 def lifecycle_settings_from_env(environ):
-    """Settings of this stack's own worker hooks: how long to drain, when to recycle a fat
-    worker (worker_lifecycle.py), how long access log lines may wait (batched_access_log.py)."""
+    """Settings of the stack's own hooks: how long to drain (drain_then_stop.py), and when a
+    worker is recycled (recycling.py)."""
     return {
         # Long enough for nginx to see this replica's 503 and stop choosing it.
-        "drain_seconds": _int(environ, "GUNICORN_DRAIN_SECONDS", 3),
+        "drain_seconds": env.whole(environ, "GUNICORN_DRAIN_SECONDS", 3),
+        # Recycle workers now and then so slow leaks of anything but memory (which has its
+        # own ceiling) cannot grow forever; each worker's share is drawn between the two, so
+        # that they come due at different times. Rare, because a recycle costs throughput
+        # (bench/README.md, "Tunings"). 0 = never.
+        "max_requests": env.whole(environ, "GUNICORN_MAX_REQUESTS", 100_000),
+        "max_requests_jitter": env.whole(environ, "GUNICORN_MAX_REQUESTS_JITTER", 10_000),
         # Resident memory a worker may hold before it is recycled; 0 = no ceiling.
-        "max_worker_memory_mb": _int(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", 256),
-        # Access log lines are written in batches; a line waits about this long at most
-        # (up to a quarter more), or until 4 KiB of lines are held. 0: each line at once.
-        "access_log_flush_seconds": _int(environ, "GUNICORN_ACCESS_LOG_FLUSH_SECONDS", 1),
+        "max_worker_memory_mb": env.whole(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", 256),
     }
 
 
 def describe(cfg, lifecycle=None):
     """One log line with the effective value of each setting that shapes capacity."""
+
     def shown(value):
         return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 

@@ -1,6 +1,6 @@
 """An endpoint whose work is a call to another HTTP service: the most common IO wait.
 
-Registered only when APP_OUTBOUND_URL names that service; the benchmark points it at a
+Mounted only when APP_PROBES is on and APP_OUTBOUND_URL names that service; the benchmark points it at a
 slow upstream of its own, to compare worker models on network IO as well as on sleep.
 """
 
@@ -10,7 +10,7 @@ import urllib.request
 
 from flask import Blueprint, abort, current_app, jsonify
 
-from .api import bounded_int
+from .probes import bounded_int
 
 blueprint = Blueprint("outbound", __name__)
 

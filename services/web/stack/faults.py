@@ -1,6 +1,6 @@
 """Test-only endpoints that misbehave on purpose, for the reliability tests.
 
-Registered only when APP_FAULT_INJECTION=on; production never enables them.
+Mounted only when APP_PROBES and APP_FAULT_INJECTION are on; production enables neither.
 """
 
 import logging
@@ -9,8 +9,7 @@ import time
 
 from flask import Blueprint, jsonify
 
-from . import request_id
-from .api import bounded_int
+from .probes import bounded_int, request_id
 
 blueprint = Blueprint("faults", __name__, url_prefix="/api/faults")
 log = logging.getLogger("gunicorn.error")
@@ -32,6 +31,6 @@ def leak(kib):
 def side_effect(ms):
     """Record a side effect in the log, then take `ms` milliseconds to answer."""
     wait_ms = bounded_int(ms, "ms", 60_000)
-    log.info("side effect executed request_id=%s pid=%s", request_id.current(), os.getpid())
+    log.info("side effect executed request_id=%s pid=%s", request_id(), os.getpid())
     time.sleep(wait_ms / 1000)
-    return jsonify(executed=True, request_id=request_id.current())
+    return jsonify(executed=True, request_id=request_id())

@@ -3,12 +3,12 @@
 The gevent worker serves each connection in a greenlet that reads the connection's next
 request as soon as it has answered one. Under load that request is already waiting in the
 socket, so the read returns at once and the greenlet never switches: one busy keep-alive
-connection can hold the worker for seconds while the others, and the accept loop, wait.
-Measured with 64 clients on /healthz: a median of 0.8 ms but a p99 over 1 s, and wrk
-timeouts. Waiting for gevent's loop to go idle after each response lets every connection
-that is ready run first: a p99 of about 80 ms at the same throughput (see the README's
-benchmark section). gevent.sleep(0) is not enough: it may resume this greenlet before the
-loop polls for IO, and a new connection then waited behind 50 requests queued on another.
+connection can hold the worker for seconds while the others, and the accept loop, wait:
+a low median but a p99 over a second, and wrk timeouts. Waiting for gevent's loop to go
+idle after each response lets every connection that is ready run first, and cut the p99
+by an order of magnitude at the same throughput (bench/README.md, "Tunings").
+gevent.sleep(0) is not enough: it may resume this greenlet before the loop polls for IO,
+and a new connection then waited behind the requests queued on another.
 Under load, a connection's next request waits behind the work that is ready at that
 moment, as in a queue, instead of going ahead of it.
 """

@@ -1,0 +1,41 @@
+"""Settings of the stack's WSGI wrapper and probes, read from the environment (see .env.example)."""
+
+import os
+
+from . import env
+
+DEFAULTS = {
+    # nginx in front is exactly one proxy hop; 0 disables ProxyFix (app served directly).
+    "TRUSTED_PROXY_HOPS": 1,
+    # Must match nginx's client_max_body_size so both layers refuse the same bodies.
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # Upper bounds for the probe endpoints, so no request can hold a worker for long.
+    "SLEEP_MAX_MS": 10_000,
+    "COMPUTE_MAX_ROUNDS": 1_000_000,
+    # Host names the app and the probes answer to (Flask answers others with a 400); None = any.
+    "TRUSTED_HOSTS": None,
+    # The probe endpoints of the test contract (stack/probes.py). Off unless asked for, as
+    # in the production overlay: a public /api/sleep/10000 invites anyone to tie up workers.
+    "PROBES": False,
+    # Test-only endpoints under /api/faults/; never enabled in production.
+    "FAULT_INJECTION": False,
+    # Base URL (http or https) that /api/outbound/<ms> calls; None = no such endpoint.
+    "OUTBOUND_URL": None,
+    "APP_VERSION": "dev",
+}
+
+
+def settings_from_env(environ=None):
+    """Return the settings, each taken from its environment variable when set."""
+    environ = os.environ if environ is None else environ
+    return {
+        "TRUSTED_PROXY_HOPS": env.whole(environ, "APP_TRUSTED_PROXY_HOPS", DEFAULTS["TRUSTED_PROXY_HOPS"]),
+        "MAX_CONTENT_LENGTH": env.whole(environ, "APP_MAX_BODY_BYTES", DEFAULTS["MAX_CONTENT_LENGTH"]),
+        "SLEEP_MAX_MS": env.whole(environ, "APP_SLEEP_MAX_MS", DEFAULTS["SLEEP_MAX_MS"]),
+        "COMPUTE_MAX_ROUNDS": env.whole(environ, "APP_COMPUTE_MAX_ROUNDS", DEFAULTS["COMPUTE_MAX_ROUNDS"]),
+        "TRUSTED_HOSTS": env.names(environ, "APP_TRUSTED_HOSTS") or DEFAULTS["TRUSTED_HOSTS"],
+        "PROBES": env.switch(environ, "APP_PROBES", DEFAULTS["PROBES"]),
+        "FAULT_INJECTION": env.switch(environ, "APP_FAULT_INJECTION", DEFAULTS["FAULT_INJECTION"]),
+        "OUTBOUND_URL": env.http_url(environ, "APP_OUTBOUND_URL") or DEFAULTS["OUTBOUND_URL"],
+        "APP_VERSION": env.text(environ, "APP_VERSION", DEFAULTS["APP_VERSION"]),
+    }

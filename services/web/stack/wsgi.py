@@ -1,0 +1,15 @@
+"""The WSGI entry point gunicorn serves: `stack.wsgi:application`.
+
+The user's Flask app, built by `create_app()` in services/web/app/__init__.py, inside the
+stack (wrapping.py), with the settings the environment gives (settings.py).
+"""
+
+import os
+
+from app import create_app
+
+from .drain import DrainFlag, flag_path
+from .settings import settings_from_env
+from .wrapping import wrap
+
+application = wrap(create_app(), settings_from_env(os.environ), DrainFlag(flag_path(os.environ)))
