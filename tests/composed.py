@@ -25,7 +25,8 @@ def free_loopback_port():
 class Stack:
     """One `docker compose` project started from this repository's compose files."""
 
-    def __init__(self, name_hint, compose_files=("compose.yaml",), env=None):
+    def __init__(self, name_hint, compose_files=("compose.yaml",), env=None, root=ROOT):
+        self.root = Path(root)
         self.project = f"flaskstack-{name_hint}-{uuid.uuid4().hex[:8]}"
         self.port = free_loopback_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -37,9 +38,9 @@ class Stack:
         self.docker = docker.from_env()
 
     def compose(self, *args, timeout=300, check=True):
-        files = [arg for path in self.compose_files for arg in ("-f", str(ROOT / path))]
+        files = [arg for path in self.compose_files for arg in ("-f", str(self.root / path))]
         command = ["docker", "compose", "-p", self.project, *files, *args]
-        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
@@ -118,11 +119,14 @@ class Stack:
     def get(self, path, **kwargs):
         return requests.get(self.url(path), timeout=kwargs.pop("timeout", 10), **kwargs)
 
+    def post(self, path, **kwargs):
+        return requests.post(self.url(path), timeout=kwargs.pop("timeout", 10), **kwargs)
+
 
 @contextmanager
-def composed_stack(name_hint, compose_files=("compose.yaml",), env=None):
+def composed_stack(name_hint, compose_files=("compose.yaml",), env=None, root=ROOT):
     """A started Stack that is always torn down, even when starting it fails."""
-    composed = Stack(name_hint, compose_files=compose_files, env=env)
+    composed = Stack(name_hint, compose_files=compose_files, env=env, root=root)
     try:
         composed.up()
         yield composed

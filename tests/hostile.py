@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from app.security_headers import HTML_POLICY
+from stack.security_headers import HTML_POLICY
 from composed import wait_for_access_log_flush
 
 # nginx's headers on every response (snippets/response-headers.conf).
@@ -25,7 +25,7 @@ SECURITY_HEADERS = {
 }
 # nginx's policy for anything the app did not give one (everything but the app's HTML).
 DENY_ALL_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# The app's policy for its HTML pages, errors included (services/web/app/security_headers.py).
+# The app's policy for its HTML pages, errors included (services/web/stack/security_headers.py).
 APP_HTML_CSP = HTML_POLICY
 BODY_LIMIT = 1024 * 1024  # NGINX_CLIENT_MAX_BODY_SIZE=1m and APP_MAX_BODY_BYTES=1048576
 # Strings that would only appear in a response if a file outside /static/ leaked.
@@ -158,7 +158,7 @@ def assert_security_headers(response, csp=DENY_ALL_CSP):
 
 
 def web_logs(stack, since=None):
-    """web's log since the given time, once every access log line gunicorn holds is written."""
+    """web's log since the given time (the test stacks switch gunicorn's access log on)."""
     wait_for_access_log_flush()
     return "".join(c.logs(since=since).decode("utf-8", "replace") for c in stack.containers("web"))
 

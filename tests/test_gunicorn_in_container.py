@@ -53,7 +53,13 @@ def test_workers_match_the_cpus_the_container_may_use(stack, limits):
         assert workers == 1
 
 
-def test_gunicorn_is_pid_1_so_it_receives_sigterm(stack):
+def test_the_first_process_is_drain_then_stop_with_gunicorn_as_its_child(stack):
+    """PID 1 gets the container's SIGTERM and drains before passing it on (stack/drain_then_stop.py)."""
     web = stack.running("web")[0]
-    cmdline = web.exec_run(["cat", "/proc/1/cmdline"]).output.split(b"\0")
-    assert b"gunicorn" in cmdline[0] or b"gunicorn" in cmdline[1], cmdline
+    first = web.exec_run(["cat", "/proc/1/cmdline"]).output.split(b"\0")
+    assert first[:3] == [b"python", b"-m", b"stack.drain_then_stop"], first
+    assert b"gunicorn" in first[3:], first
+    children = web.exec_run(["cat", "/proc/1/task/1/children"]).output.split()
+    assert len(children) == 1, children
+    child = web.exec_run(["cat", f"/proc/{children[0].decode()}/cmdline"]).output.split(b"\0")
+    assert any(b"gunicorn" in part for part in child[:2]) and b"stack.wsgi:application" in child, child

@@ -5,7 +5,15 @@ import time
 
 import pytest
 
-from app.static_files import STATIC_DIR, static_url
+from composed import ROOT
+from stack.static_urls import fingerprint
+
+STATIC_DIR = ROOT / "services/web/app/static"
+
+
+def static_url(filename):
+    """The URL the app's url_for("static", ...) builds inside the stack (stack/static_urls.py)."""
+    return f"/static/{fingerprint(STATIC_DIR, filename)}"
 
 
 def test_fingerprinted_file_is_cached_for_a_year_and_gzipped(stack):

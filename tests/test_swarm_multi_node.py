@@ -31,7 +31,9 @@ class Deployment:
         docker_config.mkdir()
         self.env = {**os.environ, "DOCKER_CONFIG": str(docker_config), "PUSHED_IMAGES_FILE": str(self.images_file),
                     # Every request comes from this one machine, like a benchmark's: no per-client limits.
-                    "NGINX_LIMITS": "off"}
+                    "NGINX_LIMITS": "off",
+                    # The load and the checks use /api/whoami, a probe (off by default on a swarm).
+                    "APP_PROBES": "on"}
         self.base_url = f"http://{cluster.node_ips[0]}:8080"
 
     def host_docker(self, *args, manager=False, check=True, timeout=300, stdin=None):

@@ -9,11 +9,16 @@ each message naming the field it is about. validate.py runs every function named
 import copy
 import json
 import re
+import sys
 from pathlib import Path
 
 import cfn_template
 import nginx_config
 from pushed_images import PINNED
+
+# The web image's own reader of its environment, so the defaults are the ones it applies.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "web"))
+from stack.gunicorn_settings import lifecycle_settings_from_env, settings_from_env  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -217,8 +222,9 @@ def rule_nginx_waits_for_healthy_web(template, task_definition):
     return []
 
 
-# gunicorn's defaults when the environment does not set them (services/web/gunicorn_settings.py).
-GUNICORN_DEFAULTS = {"GUNICORN_DRAIN_SECONDS": 3, "GUNICORN_GRACEFUL_TIMEOUT": 25, "GUNICORN_PORT": 8000}
+def _web_settings(environment):
+    """What the web image makes of this environment: gunicorn's settings and the drain's."""
+    return settings_from_env(environment, cpus=1), lifecycle_settings_from_env(environment)
 
 
 def rule_web_stop_timeout_covers_gunicorn_shutdown(template, task_definition):
@@ -228,8 +234,8 @@ def rule_web_stop_timeout_covers_gunicorn_shutdown(template, task_definition):
     if web is None:
         return ["containerDefinitions[web]: missing"]
     environment = _environment(web)
-    shutdown = sum(int(environment.get(key) or GUNICORN_DEFAULTS[key])
-                   for key in ("GUNICORN_DRAIN_SECONDS", "GUNICORN_GRACEFUL_TIMEOUT"))
+    gunicorn, lifecycle = _web_settings(environment)
+    shutdown = lifecycle["drain_seconds"] + gunicorn["graceful_timeout"]
     stop_timeout = web.get("stopTimeout", FARGATE_DEFAULT_STOP_TIMEOUT)
     if stop_timeout <= shutdown:
         return [f"containerDefinitions[web].stopTimeout: {stop_timeout} must exceed GUNICORN_DRAIN_SECONDS + "
@@ -243,7 +249,7 @@ def rule_nginx_upstream_is_web_on_loopback(template, task_definition):
     web, nginx = _container(task_definition, "web"), _container(task_definition, "nginx")
     if web is None or nginx is None:
         return ["containerDefinitions: web and nginx are both needed"]
-    port = int(_environment(web).get("GUNICORN_PORT") or GUNICORN_DEFAULTS["GUNICORN_PORT"])
+    port = int(_web_settings(_environment(web))[0]["bind"].rpartition(":")[2])
     messages = []
     upstream = _environment(nginx).get("WEB_UPSTREAM")
     if upstream != f"127.0.0.1:{port}":
