@@ -108,12 +108,13 @@ bench-tuning: ## The default configuration against variants of it, in paired rou
 	bench/run.sh tuning
 
 # Each linter is also a target of its own; lint runs them all and reports every failure.
-lint: ## Lint Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint)
+lint: ## Lint and check the format of Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint)
 	@scripts/install-linters.sh
 	@$(MAKE) --no-print-directory --keep-going lint-python lint-dockerfiles lint-shell lint-compose
 
 lint-python:
 	$(LINT_BIN)/ruff check
+	$(LINT_BIN)/ruff format --check
 
 lint-dockerfiles:
 	$(LINT_BIN)/hadolint --config .hadolint.yaml $(DOCKERFILES)

@@ -33,8 +33,13 @@ class Stack:
         self.compose_files = compose_files
         # gunicorn's access log on (it is off by default), so the tests can show what web
         # saw and did not see, whatever a .env says.
-        self.env = {**os.environ, "HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(self.port),
-                    "GUNICORN_ACCESS_LOG": "on", **(env or {})}
+        self.env = {
+            **os.environ,
+            "HTTP_BIND": "127.0.0.1",
+            "HTTP_PORT": str(self.port),
+            "GUNICORN_ACCESS_LOG": "on",
+            **(env or {}),
+        }
         self.docker = docker.from_env()
 
     def compose(self, *args, timeout=300, check=True):
@@ -64,7 +69,12 @@ class Stack:
         """Run a Makefile target against this project, as a user would (`make scale N=3`)."""
         return subprocess.run(
             ["make", *arguments, f"COMPOSE=docker compose -p {self.project}"],
-            cwd=ROOT, env={**self.env, **(env or {})}, check=True, capture_output=True, text=True, timeout=timeout,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def replicas_answering(self, expected, deadline_s=20):
@@ -102,8 +112,9 @@ class Stack:
         them), parsed, once every line is written; only those whose request id starts with
         `request_id_prefix` when one is given (a LoadLoop's own requests)."""
         wait_for_access_log_flush()
-        text = "".join(c.logs(stdout=True, stderr=False, since=since).decode("utf-8", "replace")
-                       for c in self.containers("nginx"))
+        text = "".join(
+            c.logs(stdout=True, stderr=False, since=since).decode("utf-8", "replace") for c in self.containers("nginx")
+        )
         lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
         return [line for line in lines if line["request_id"].startswith(request_id_prefix)]
 

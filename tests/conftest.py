@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from load import REPORTS
 from composed import composed_stack
+from load import REPORTS
 
 
 def require_docker():

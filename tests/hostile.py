@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from stack.security_headers import HTML_POLICY
 from composed import wait_for_access_log_flush
+from stack.security_headers import HTML_POLICY
 
 # nginx's headers on every response (snippets/response-headers.conf).
 SECURITY_HEADERS = {
@@ -121,7 +121,7 @@ def _dechunk(data):
         size = int(size_line.split(b";")[0], 16)
         if size == 0:
             return body, data.partition(b"\r\n")[2]
-        body, data = body + data[:size], data[size + 2:]
+        body, data = body + data[:size], data[size + 2 :]
 
 
 def send(stack, data, **kwargs):

@@ -63,8 +63,7 @@ def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
 class LoadLoop:
     """`with LoadLoop(url, ["/api/whoami"]) as load: ...` then `load.failures`, `load.report(...)`."""
 
-    def __init__(self, base_url, paths=("/api/whoami",), clients=4, max_seconds=180, max_requests=200_000,
-                 pause_s=0.0):
+    def __init__(self, base_url, paths=("/api/whoami",), clients=4, max_seconds=180, max_requests=200_000, pause_s=0.0):
         self.base_url = base_url
         self.paths = list(paths)
         self.clients = clients
@@ -86,8 +85,9 @@ class LoadLoop:
                 if len(self.outcomes) >= self.max_requests:
                     return
             request_id = f"{self.request_id_prefix}{index}-{turn}"
-            outcome = one_request(self.base_url, self.paths[turn % len(self.paths)],
-                                  headers={"X-Request-ID": request_id})
+            outcome = one_request(
+                self.base_url, self.paths[turn % len(self.paths)], headers={"X-Request-ID": request_id}
+            )
             turn += 1
             with self._lock:
                 self.outcomes.append(outcome)
@@ -127,8 +127,10 @@ class LoadLoop:
     def report(self, scenario):
         """Record and return the scenario's line: '<scenario>: F failed of N (...)'."""
         slowest = max((o.elapsed_s for o in self.outcomes), default=0.0)
-        line = (f"{scenario}: {len(self.failures)} failed of {len(self.outcomes)} requests "
-                f"(statuses {dict(sorted(self.statuses().items()))}, slowest {slowest:.2f}s)")
+        line = (
+            f"{scenario}: {len(self.failures)} failed of {len(self.outcomes)} requests "
+            f"(statuses {dict(sorted(self.statuses().items()))}, slowest {slowest:.2f}s)"
+        )
         return record(line)
 
     def describe_failures(self, limit=10):

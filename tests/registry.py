@@ -36,8 +36,9 @@ def registry_server(folder, users):
     password_file.write_text("")
     for name, password in users.items():
         # bcrypt (-B) is the only scheme the registry accepts; the password goes on stdin.
-        subprocess.run([htpasswd, "-B", "-i", str(password_file), name], input=password, text=True,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [htpasswd, "-B", "-i", str(password_file), name], input=password, text=True, check=True, capture_output=True
+        )
     port = free_loopback_port()
     config = folder / "config.yml"
     config.write_text(
@@ -70,12 +71,14 @@ def registry_server(folder, users):
 
 
 # The manifest kinds docker push writes; the registry answers with the one it stored.
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 
 
 class RegistryClient:
@@ -87,8 +90,12 @@ class RegistryClient:
 
     def manifest(self, repository, reference):
         """(digest, manifest) of a tag or digest, as the registry stores it."""
-        answer = requests.get(f"{self.base}/{repository}/manifests/{reference}", auth=self.auth,
-                              headers={"Accept": MANIFEST_TYPES}, timeout=10)
+        answer = requests.get(
+            f"{self.base}/{repository}/manifests/{reference}",
+            auth=self.auth,
+            headers={"Accept": MANIFEST_TYPES},
+            timeout=10,
+        )
         answer.raise_for_status()
         return answer.headers["Docker-Content-Digest"], answer.json()
 

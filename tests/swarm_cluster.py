@@ -15,8 +15,8 @@ from pathlib import Path
 
 import docker
 
-from registry import forget_local_images, require_tool
 from composed import ROOT
+from registry import forget_local_images, require_tool
 
 NODE_IMAGE = "flask-stack/swarm-node:test"
 NODE_DOCKERFILE = ROOT / "tests" / "swarm" / "node.Dockerfile"
@@ -28,13 +28,30 @@ def build_node_image():
     base = "stand-in/debian-minbase:forky"
     if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode != 0:
         raise AssertionError(f"{base} is missing: run scripts/docker-host/build-base-images.sh (it makes it)")
-    subprocess.run(["docker", "build", "--quiet", "--tag", NODE_IMAGE, "--file", str(NODE_DOCKERFILE),
-                    str(NODE_DOCKERFILE.parent)], check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        [
+            "docker",
+            "build",
+            "--quiet",
+            "--tag",
+            NODE_IMAGE,
+            "--file",
+            str(NODE_DOCKERFILE),
+            str(NODE_DOCKERFILE.parent),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
 
 
 def free_subnet(client):
-    taken = [ipaddress.ip_network(config["Subnet"]) for network in client.networks.list()
-             for config in ((network.attrs.get("IPAM") or {}).get("Config") or []) if config.get("Subnet")]
+    taken = [
+        ipaddress.ip_network(config["Subnet"])
+        for network in client.networks.list()
+        for config in ((network.attrs.get("IPAM") or {}).get("Config") or [])
+        if config.get("Subnet")
+    ]
     while True:
         candidate = ipaddress.ip_network(f"10.{100 + secrets.randbelow(150)}.{secrets.randbelow(256)}.0/24")
         if not any(candidate.overlaps(network) for network in taken):
@@ -49,13 +66,51 @@ def make_certificates(folder, registry_ip):
     def run(*args):
         subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True, timeout=60)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=swarm test CA",
-        "-keyout", "ca.key", "-out", "ca.crt")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={registry_ip}", "-keyout", "registry.key",
-        "-out", "registry.csr")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=swarm test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        f"/CN={registry_ip}",
+        "-keyout",
+        "registry.key",
+        "-out",
+        "registry.csr",
+    )
     (folder / "san.cnf").write_text(f"subjectAltName=IP:{registry_ip}\n")
-    run("x509", "-req", "-in", "registry.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "san.cnf", "-out", "registry.crt")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "registry.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "registry.crt",
+    )
 
 
 class SwarmCluster:
@@ -82,8 +137,9 @@ class SwarmCluster:
 
     def node_docker(self, index, *args, timeout=120, check=True):
         """`docker ARGS` run by node index's own CLI, against its own engine."""
-        result = subprocess.run(["docker", "exec", self.node_name(index), "docker", *args], capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            ["docker", "exec", self.node_name(index), "docker", *args], capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"node{index + 1}: docker {' '.join(args)}: {result.stdout}{result.stderr}")
         return result
@@ -96,8 +152,9 @@ class SwarmCluster:
     def start(self):
         require_tool("htpasswd", "run scripts/install-registry.sh (as root)")
         ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(self.subnet))])
-        self.network = self.client.networks.create(self.name, driver="bridge", ipam=ipam,
-                                                   labels={"flask-stack-test": self.name})
+        self.network = self.client.networks.create(
+            self.name, driver="bridge", ipam=ipam, labels={"flask-stack-test": self.name}
+        )
         certificates = self.folder / "certs"
         make_certificates(certificates, self.registry_ip)
         self._trust_on_host(certificates / "ca.crt")
@@ -119,17 +176,24 @@ class SwarmCluster:
 
     def _start_registry(self, certificates):
         htpasswd = certificates / "htpasswd"
-        subprocess.run(["htpasswd", "-B", "-b", "-c", str(htpasswd), self.user, self.password], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["htpasswd", "-B", "-b", "-c", str(htpasswd), self.user, self.password], check=True, capture_output=True
+        )
         (certificates / "registry.yml").write_text(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n"
             f"http:\n  addr: 0.0.0.0:{REGISTRY_PORT}\n  tls:\n    certificate: /certs/registry.crt\n"
             "    key: /certs/registry.key\n"
-            "auth:\n  htpasswd:\n    realm: swarm-test\n    path: /certs/htpasswd\n")
+            "auth:\n  htpasswd:\n    realm: swarm-test\n    path: /certs/htpasswd\n"
+        )
         container = self.client.containers.create(
-            NODE_IMAGE, ["docker-registry", "serve", "/certs/registry.yml"], name=f"{self.name}-registry",
-            detach=True, volumes={str(certificates): {"bind": "/certs", "mode": "ro"}},
-            labels={"flask-stack-test": self.name}, network=self.network.name)
+            NODE_IMAGE,
+            ["docker-registry", "serve", "/certs/registry.yml"],
+            name=f"{self.name}-registry",
+            detach=True,
+            volumes={str(certificates): {"bind": "/certs", "mode": "ro"}},
+            labels={"flask-stack-test": self.name},
+            network=self.network.name,
+        )
         self.containers.append(container)
         self._reconnect_with_ip(container, self.registry_ip)
         container.start()
@@ -138,11 +202,17 @@ class SwarmCluster:
         container = self.client.containers.create(
             NODE_IMAGE,
             ["dockerd", "--host=unix:///var/run/docker.sock", f"--host=tcp://{ip}:2375"],
-            name=self.node_name(index), hostname=f"node{index + 1}", detach=True, privileged=True,
+            name=self.node_name(index),
+            hostname=f"node{index + 1}",
+            detach=True,
+            privileged=True,
             # A mount, not a volume string: the registry's name (host:port) holds a colon.
-            mounts=[docker.types.Mount(f"/etc/docker/certs.d/{self.registry}/ca.crt", str(ca), type="bind",
-                                       read_only=True)],
-            labels={"flask-stack-test": self.name}, network=self.network.name)
+            mounts=[
+                docker.types.Mount(f"/etc/docker/certs.d/{self.registry}/ca.crt", str(ca), type="bind", read_only=True)
+            ],
+            labels={"flask-stack-test": self.name},
+            network=self.network.name,
+        )
         self.containers.append(container)
         self._reconnect_with_ip(container, ip)
         container.start()

@@ -8,8 +8,14 @@ import tempfile
 import pytest
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # Let the page's script run its fetch before the DOM is captured.
     "--virtual-time-budget=10000",
 ]
@@ -30,7 +36,10 @@ def run_chromium(chromium, *args):
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=90, check=True,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=True,
         )
 
 

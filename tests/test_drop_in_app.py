@@ -15,7 +15,7 @@ import pytest
 
 from composed import ROOT, composed_stack
 
-FOREIGN_APP = '''\
+FOREIGN_APP = """\
 from flask import Flask, request, url_for
 
 
@@ -32,7 +32,7 @@ def create_app():
         return {"notes": ["buy milk"], "seen_request_id": request.headers.get("X-Request-ID")}
 
     return app
-'''
+"""
 FOREIGN_CSS = "h1 { color: rebeccapurple; }\n"
 
 
@@ -51,8 +51,12 @@ def foreign_stack(tmp_path_factory):
         with composed_stack("drop-in", env={"IMAGE_TAG": tag}, root=root) as composed:
             yield composed
     finally:
-        subprocess.run(["docker", "image", "rm", "--force", f"flask-stack/web:{tag}", f"flask-stack/nginx:{tag}"],
-                       capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            ["docker", "image", "rm", "--force", f"flask-stack/web:{tag}", f"flask-stack/nginx:{tag}"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
 
 
 def test_a_foreign_flask_app_drops_in_and_the_stack_serves_it(foreign_stack):

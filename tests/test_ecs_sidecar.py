@@ -37,8 +37,15 @@ def render_task_definition(vpc_cidr):
         "PUSHED_WEB_IMAGE": "registry.example/flask-stack/web" + EXAMPLE_DIGEST,
         "PUSHED_NGINX_IMAGE": "registry.example/flask-stack/nginx" + EXAMPLE_DIGEST,
     }
-    rendered = subprocess.run([sys.executable, "deploy/ecs/render.py"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, check=True, timeout=60)
+    rendered = subprocess.run(
+        [sys.executable, "deploy/ecs/render.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return json.loads(rendered.stdout)
 
 
@@ -67,10 +74,15 @@ def compose_service(container, volumes):
     assert all(mount["sourceVolume"] in volumes for mount in container["mountPoints"])
     assert "tmpfs" not in container.get("linuxParameters", {}), "Fargate has no tmpfs"
     if container.get("dependsOn"):
-        conditions = {"HEALTHY": "service_healthy", "START": "service_started",
-                      "COMPLETE": "service_completed_successfully"}
-        service["depends_on"] = {dependency["containerName"]: {"condition": conditions[dependency["condition"]]}
-                                 for dependency in container["dependsOn"]}
+        conditions = {
+            "HEALTHY": "service_healthy",
+            "START": "service_started",
+            "COMPLETE": "service_completed_successfully",
+        }
+        service["depends_on"] = {
+            dependency["containerName"]: {"condition": conditions[dependency["condition"]]}
+            for dependency in container["dependsOn"]
+        }
     return service
 
 
@@ -117,12 +129,20 @@ class Task:
         self.docker = docker.from_env()
 
     def compose(self, *args, timeout=300):
-        return subprocess.run(["docker", "compose", "-p", self.project, "-f", str(self.file), *args],
-                              cwd=ROOT, capture_output=True, text=True, check=True, timeout=timeout)
+        return subprocess.run(
+            ["docker", "compose", "-p", self.project, "-f", str(self.file), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=timeout,
+        )
 
     def container(self, name):
-        (found,) = self.docker.containers.list(all=True, filters={"label": [
-            f"com.docker.compose.project={self.project}", f"com.docker.compose.service={name}"]})
+        (found,) = self.docker.containers.list(
+            all=True,
+            filters={"label": [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={name}"]},
+        )
         return found
 
     def get(self, path, **kwargs):
@@ -133,8 +153,14 @@ class Task:
 def images():
     # The names LOCAL_IMAGES gives, whatever a developer's .env says.
     names = {"WEB_IMAGE": "flask-stack/web", "NGINX_IMAGE_NAME": "flask-stack/nginx", "IMAGE_TAG": "latest"}
-    subprocess.run(["docker", "compose", "-f", "compose.yaml", "build"], cwd=ROOT, check=True, capture_output=True,
-                   env={**os.environ, **names}, timeout=900)
+    subprocess.run(
+        ["docker", "compose", "-f", "compose.yaml", "build"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, **names},
+        timeout=900,
+    )
 
 
 @pytest.fixture
@@ -144,8 +170,23 @@ def task(tmp_path, images):
         started.compose("up", "--detach", "--wait", "--wait-timeout", "120", timeout=300)
         yield started
     finally:
-        subprocess.run(["docker", "compose", "-p", started.project, "-f", str(started.file), "down", "--volumes",
-                        "--timeout", "40"], cwd=ROOT, capture_output=True, timeout=300)
+        subprocess.run(
+            [
+                "docker",
+                "compose",
+                "-p",
+                started.project,
+                "-f",
+                str(started.file),
+                "down",
+                "--volumes",
+                "--timeout",
+                "40",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=300,
+        )
 
 
 def test_the_task_runs_as_its_definition_says(task):
@@ -182,8 +223,9 @@ def test_behind_the_load_balancer_nginx_sees_the_client_and_limits_it_not_the_ba
     # The test client connects from the task network's gateway: inside VpcCidr, like an ALB.
     direct = task.get("/api/whoami").json()
     assert direct["client_ip"] == task.subnet.rsplit(".", 1)[0] + ".1", direct
-    forwarded = task.get("/api/whoami", headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.7",
-                                                 "X-Forwarded-Proto": "https"})
+    forwarded = task.get(
+        "/api/whoami", headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.7", "X-Forwarded-Proto": "https"}
+    )
     body = forwarded.json()
     # The rightmost address the balancer did not vouch for is the client; https is believed.
     assert body["client_ip"] == "203.0.113.7" and body["scheme"] == "https", body
@@ -227,8 +269,9 @@ def test_stopping_the_task_finishes_the_request_in_flight_and_exits_cleanly(task
 
 def test_nginx_refuses_to_start_with_a_malformed_trusted_range(images):
     client = docker.from_env()
-    container = client.containers.run(LOCAL_IMAGES["nginx"], detach=True,
-                                       environment={"NGINX_REAL_IP_FROM": "10.0.0.0/16;evil"})
+    container = client.containers.run(
+        LOCAL_IMAGES["nginx"], detach=True, environment={"NGINX_REAL_IP_FROM": "10.0.0.0/16;evil"}
+    )
     try:
         wait_for(lambda: client.containers.get(container.id).status == "exited", 20, message="nginx exiting")
         assert client.containers.get(container.id).attrs["State"]["ExitCode"] != 0

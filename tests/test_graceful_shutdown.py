@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from load import one_request
 from composed import composed_stack, wait_for
+from load import one_request
 
 pytestmark = pytest.mark.worker_count
 
@@ -56,10 +56,18 @@ def test_compose_down_stops_every_container_with_exit_code_0_in_time(stopping_st
     took = time.monotonic() - started
     thread.join(30)
 
-    deaths = list(stopping_stack.docker.events(
-        since=int(since), until=int(time.time()) + 1, decode=True,
-        filters={"type": "container", "event": "die", "label": f"com.docker.compose.project={stopping_stack.project}"},
-    ))
+    deaths = list(
+        stopping_stack.docker.events(
+            since=int(since),
+            until=int(time.time()) + 1,
+            decode=True,
+            filters={
+                "type": "container",
+                "event": "die",
+                "label": f"com.docker.compose.project={stopping_stack.project}",
+            },
+        )
+    )
     exit_codes = {event["Actor"]["Attributes"]["name"]: event["Actor"]["Attributes"]["exitCode"] for event in deaths}
     assert len(exit_codes) == 2, exit_codes  # nginx and the web replica
     assert set(exit_codes.values()) == {"0"}, exit_codes

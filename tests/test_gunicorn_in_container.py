@@ -30,8 +30,12 @@ def started_as_compose_starts_it(stack, **limits):
     it. The container is returned running; the caller removes it."""
     image = stack.running("web")[0].image
     container = stack.docker.containers.run(
-        image.id, detach=True, environment={"GUNICORN_WORKERS": ""},
-        name=f"flaskstack-derive-workers-{uuid.uuid4().hex[:8]}", **limits)
+        image.id,
+        detach=True,
+        environment={"GUNICORN_WORKERS": ""},
+        name=f"flaskstack-derive-workers-{uuid.uuid4().hex[:8]}",
+        **limits,
+    )
     try:
         wait_for(lambda: b"effective settings:" in container.logs(), deadline_s=60, message="gunicorn started")
     except BaseException:

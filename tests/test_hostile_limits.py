@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 import requests
-from hostile import APP_HTML_CSP, DENY_ALL_CSP, assert_json_error, assert_security_headers, comes_out_unharmed
 
 from composed import composed_stack
+from hostile import APP_HTML_CSP, DENY_ALL_CSP, assert_json_error, assert_security_headers, comes_out_unharmed
 
 LOW_LIMITS = {"NGINX_RATE_LIMIT": "5r/s", "NGINX_RATE_LIMIT_BURST": "5", "NGINX_CONN_LIMIT": "2"}
 BURST = 20  # requests sent back to back: far more than 5 burst + 5 per second

@@ -3,6 +3,7 @@
 Nothing outside the static folder is ever served, and the app answers 4xx, never 5xx."""
 
 import pytest
+
 from hostile import (
     APP_HTML_CSP,
     DENY_ALL_CSP,

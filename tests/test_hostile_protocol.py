@@ -3,6 +3,7 @@ abuse, and the security headers every response carries, errors included."""
 
 import pytest
 import requests
+
 from hostile import (
     APP_HTML_CSP,
     BODY_LIMIT,
@@ -110,8 +111,18 @@ def test_http_1_1_without_exactly_one_host_is_nginxs_json_400(stack, head):
 
 @pytest.mark.parametrize(
     "host",
-    [b"a b.example", b"a/b.example", b"user@a.example", b"a<b>.example", b"a\\b.example", b"[::1", b"a.example:99999",
-     b"a.example:port", b"caf\xc3\xa9.example", b"a..example"],
+    [
+        b"a b.example",
+        b"a/b.example",
+        b"user@a.example",
+        b"a<b>.example",
+        b"a\\b.example",
+        b"[::1",
+        b"a.example:99999",
+        b"a.example:port",
+        b"caf\xc3\xa9.example",
+        b"a..example",
+    ],
 )
 def test_a_host_nginx_cannot_parse_is_its_json_400(stack, host):
     assert_json_error(raw(stack, b"GET", b"/api/whoami", host=host), 400, "bad_request")
@@ -149,8 +160,12 @@ def test_an_absolute_form_request_line_names_the_host_the_app_sees(stack, target
 
 
 def test_forwarded_host_headers_are_not_believed(stack):
-    spoofs = [(b"X-Forwarded-Host", b"evil.example"), (b"Forwarded", b"host=evil.example;proto=https"),
-              (b"X-Forwarded-Server", b"evil.example"), (b"X-Original-Host", b"evil.example")]
+    spoofs = [
+        (b"X-Forwarded-Host", b"evil.example"),
+        (b"Forwarded", b"host=evil.example;proto=https"),
+        (b"X-Forwarded-Server", b"evil.example"),
+        (b"X-Original-Host", b"evil.example"),
+    ]
     assert whoami_host(stack, b"good.example", spoofs) == "good.example"
     # Nor in URLs the app builds: Flask's redirect to the canonical path of //.
     redirect = raw(stack, b"GET", b"/api/compute//1", spoofs, host=b"good.example")
@@ -167,6 +182,7 @@ def test_http_1_0_without_host_is_served(stack):
 # ---------------------------------------------------------------------------------------
 # 10. Security headers on every kind of response, once each; HSTS never over plain http.
 
+
 def revalidated(stack, path):
     etag = raw(stack, b"GET", path).headers["ETag"]
     return raw(stack, b"GET", path, [(b"If-None-Match", etag.encode())])
@@ -181,10 +197,14 @@ RESPONSES = {
     "404-app-html": (lambda s: raw(s, b"GET", b"/no-such-page"), 404, APP_HTML_CSP),
     "404-nginx-static": (lambda s: raw(s, b"GET", b"/static/no-such-file.css"), 404, DENY_ALL_CSP),
     "405-nginx-static": (
-        lambda s: raw(s, b"POST", b"/static/css/site.css", [(b"Content-Length", b"0")]), 405, DENY_ALL_CSP,
+        lambda s: raw(s, b"POST", b"/static/css/site.css", [(b"Content-Length", b"0")]),
+        405,
+        DENY_ALL_CSP,
     ),
     "413-nginx": (
-        lambda s: raw(s, b"POST", b"/api/echo", [(b"Content-Length", b"%d" % (BODY_LIMIT + 1))]), 413, DENY_ALL_CSP,
+        lambda s: raw(s, b"POST", b"/api/echo", [(b"Content-Length", b"%d" % (BODY_LIMIT + 1))]),
+        413,
+        DENY_ALL_CSP,
     ),
     "400-nginx-garbage": (lambda s: send(s, b"garbage\r\n\r\n"), 400, DENY_ALL_CSP),
     "400-nginx-json": (lambda s: raw(s, b"GET", b"/api/whoami", host=None), 400, DENY_ALL_CSP),

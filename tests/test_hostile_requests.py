@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 import requests
+
 from hostile import (
     BODY_LIMIT,
     assert_json_error,

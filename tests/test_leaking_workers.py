@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from load import LoadLoop
 from composed import composed_stack, effective_settings, wait_for
+from load import LoadLoop
 
 WORKERS = 2
 CEILING_MB = 100
@@ -57,8 +57,12 @@ def leaky_stack():
 READ_MEMORY = "grep -H -E '^Vm(HWM|RSS):' /proc/[0-9]*/status 2>/dev/null"
 # The replica's cgroup: the most memory its processes held together, kept by the kernel
 # (cgroup v2's memory.peak, from Linux 5.19, or v1's max_usage_in_bytes); empty without.
-READ_CGROUP_PEAK = ["sh", "-c", "cat /sys/fs/cgroup/memory.peak 2>/dev/null"
-                    " || cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || true"]
+READ_CGROUP_PEAK = [
+    "sh",
+    "-c",
+    "cat /sys/fs/cgroup/memory.peak 2>/dev/null"
+    " || cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || true",
+]
 
 
 class PeakSampler:
@@ -120,10 +124,17 @@ def test_leaking_workers_are_recycled_and_memory_stays_bounded(leaky_stack):
     last_requests_mb = (MAX_RATE * STOP_LAG_S + keepalive_connections) * LEAK_KIB / 1024
     # Booted: the replica's peak before any leak (with its page cache), or its resident total.
     booted_mb = cgroup_peak_mb(replica) or resident_total_mb(replica)
-    with PeakSampler(replica) as memory, LoadLoop(
-        leaky_stack.base_url, [f"/api/faults/leak/{LEAK_KIB}"], clients=CLIENTS, pause_s=PAUSE_S,
-        max_requests=REQUESTS, max_seconds=240,
-    ) as load:
+    with (
+        PeakSampler(replica) as memory,
+        LoadLoop(
+            leaky_stack.base_url,
+            [f"/api/faults/leak/{LEAK_KIB}"],
+            clients=CLIENTS,
+            pause_s=PAUSE_S,
+            max_requests=REQUESTS,
+            max_seconds=240,
+        ) as load,
+    ):
         load.wait_for_requests(REQUESTS, deadline_s=240)
     peak_mb = cgroup_peak_mb(replica)
     if peak_mb is None:
@@ -135,8 +146,10 @@ def test_leaking_workers_are_recycled_and_memory_stays_bounded(leaky_stack):
     leaked_mb = REQUESTS * LEAK_KIB / 1024
     recycled = leaky_stack.logs("web").count(f"over the {CEILING_MB} MiB ceiling")
     worker_peaks_mb = {pid: kib / 1024 for pid, kib in memory.peak_kib.items()}
-    load.report(f"leaking workers ({leaked_mb:.0f} MiB leaked, {recycled} recycles, replica peak {peak_mb:.0f} MiB "
-                f"({peak_source}; {booted_mb:.0f} at boot), largest worker {max(worker_peaks_mb.values()):.0f} MiB)")
+    load.report(
+        f"leaking workers ({leaked_mb:.0f} MiB leaked, {recycled} recycles, replica peak {peak_mb:.0f} MiB "
+        f"({peak_source}; {booted_mb:.0f} at boot), largest worker {max(worker_peaks_mb.values()):.0f} MiB)"
+    )
     assert len(load.outcomes) >= REQUESTS
     assert not load.failures, load.describe_failures()
     # A worker is told to stop after the request that crossed the ceiling: no process ever
@@ -180,13 +193,19 @@ RECYCLED = re.compile(r"worker (\d+) served (\d+) requests \(GUNICORN_MAX_REQUES
 def test_workers_recycle_after_their_jittered_share_of_requests(counted_stack):
     # Paced, so that each lifetime takes a second or more: recycling, not the load, sets the pace.
     with LoadLoop(counted_stack.base_url, ["/api/whoami"], clients=2, pause_s=PAUSE_S, max_seconds=150) as load:
-        wait_for(lambda: len(RECYCLED.findall(counted_stack.logs("web"))) >= RECYCLES, deadline_s=120,
-                 interval_s=1, message=f"{RECYCLES} recycles by request count")
+        wait_for(
+            lambda: len(RECYCLED.findall(counted_stack.logs("web"))) >= RECYCLES,
+            deadline_s=120,
+            interval_s=1,
+            message=f"{RECYCLES} recycles by request count",
+        )
     logs = counted_stack.logs("web")
     shares = {int(pid): int(share) for pid, share in re.findall(r"worker (\d+) recycles after (\d+) requests", logs)}
     served = {int(pid): int(count) for pid, count in RECYCLED.findall(logs)}
-    load.report(f"workers recycled by request count ({MAX_REQUESTS} + up to {JITTER} jitter): "
-                f"{len(served)} recycles, shares {sorted(shares.values())}")
+    load.report(
+        f"workers recycled by request count ({MAX_REQUESTS} + up to {JITTER} jitter): "
+        f"{len(served)} recycles, shares {sorted(shares.values())}"
+    )
 
     assert not load.failures, load.describe_failures()
     assert len(served) >= RECYCLES, served

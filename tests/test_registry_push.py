@@ -12,13 +12,20 @@ import docker
 import pytest
 
 from aws_stand_in import VENV_BIN, aws_api_stand_in
-from registry import RegistryClient, forget_local_images, read_env_file, registry_server
 from composed import ROOT, Stack
+from registry import RegistryClient, forget_local_images, read_env_file, registry_server
 
 
 def docker_login(host, user, password, docker_config):
-    subprocess.run(["docker", "login", host, "--username", user, "--password-stdin"], input=password,
-                   text=True, check=True, capture_output=True, env=docker_config, timeout=60)
+    subprocess.run(
+        ["docker", "login", host, "--username", user, "--password-stdin"],
+        input=password,
+        text=True,
+        check=True,
+        capture_output=True,
+        env=docker_config,
+        timeout=60,
+    )
 
 
 def make_push(env, timeout=900):
@@ -45,16 +52,24 @@ def docker_config(tmp_path):
     return {**os.environ, "DOCKER_CONFIG": str(folder), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
 
 
-def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stack(tmp_path, docker_config,
-                                                                                  pushed_registries):
+def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stack(
+    tmp_path, docker_config, pushed_registries
+):
     password = secrets.token_urlsafe(16)
     with registry_server(tmp_path / "registry", {"pusher": password}) as host:
         pushed_registries.append(host)
         docker_login(host, "pusher", password, docker_config)
         release = f"test-{secrets.token_hex(4)}"
         images_file = tmp_path / "pushed-images.env"
-        pushed = make_push({**docker_config, "REGISTRY": host, "RELEASE_TAG": release, "ALLOW_DIRTY": "1",
-                            "PUSHED_IMAGES_FILE": str(images_file)})
+        pushed = make_push(
+            {
+                **docker_config,
+                "REGISTRY": host,
+                "RELEASE_TAG": release,
+                "ALLOW_DIRTY": "1",
+                "PUSHED_IMAGES_FILE": str(images_file),
+            }
+        )
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         written = read_env_file(images_file)
         registry = RegistryClient(host, "pusher", password)
@@ -85,8 +100,9 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
 
         # The stack from the pulled images, as `make up-pushed` runs it: no build.
         # The digests in its environment too, so that `down` reads the same overlay.
-        pulled = Stack("pushed", compose_files=("compose.yaml", "deploy/compose.pushed.yaml"),
-                       env={**docker_config, **written})
+        pulled = Stack(
+            "pushed", compose_files=("compose.yaml", "deploy/compose.pushed.yaml"), env={**docker_config, **written}
+        )
         try:
             pulled.make("up-pushed", f"PUSHED_IMAGES_FILE={images_file}", timeout=600)
             running = {service: pulled.running(service) for service in ("web", "nginx")}
@@ -100,21 +116,30 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
             pulled.down()
 
 
-def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_path, docker_config,
-                                                                          pushed_registries):
+def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_path, docker_config, pushed_registries):
     # STAND-IN: moto's server answers ECR's API locally; no request reaches AWS.
     with aws_api_stand_in(tmp_path / "aws") as aws_env:
-        ecr = boto3.client("ecr", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=aws_env["AWS_REGION"],
-                           aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-                           aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"])
+        ecr = boto3.client(
+            "ecr",
+            endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+            region_name=aws_env["AWS_REGION"],
+            aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+        )
         token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
         user, _, password = base64.b64decode(token).decode().partition(":")
         assert user == "AWS"
         # The registry accepts the token as the AWS user's password, as ECR does.
         with registry_server(tmp_path / "registry", {"AWS": password}) as host:
             pushed_registries.append(host)
-            env = {**docker_config, **aws_env, "REGISTRY": host, "REGISTRY_LOGIN": "ecr", "ALLOW_DIRTY": "1",
-                   "PUSHED_IMAGES_FILE": str(tmp_path / "pushed-images.env")}
+            env = {
+                **docker_config,
+                **aws_env,
+                "REGISTRY": host,
+                "REGISTRY_LOGIN": "ecr",
+                "ALLOW_DIRTY": "1",
+                "PUSHED_IMAGES_FILE": str(tmp_path / "pushed-images.env"),
+            }
 
             # Not logged in, the push is refused: the registry really checks credentials.
             refused = make_push({**env, "REGISTRY_LOGIN": "none"})
@@ -134,17 +159,22 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
             assert registry.manifest("flask-stack/web", tag)[0] == digest
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"REGISTRY": ""}, "REGISTRY is not set"),
-    ({"REGISTRY": "https://127.0.0.1:1"}, "is not host[:port]"),
-    ({"REGISTRY": "127.0.0.1:1/team"}, "is not host[:port]"),
-    ({"REGISTRY": "127.0.0.1:1", "IMAGE_REPOSITORY_PREFIX": "Team/Stack"}, "is not a repository path"),
-    ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "latest"}, "RELEASE_TAG=latest pins nothing"),
-    ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "no spaces"}, "is not a valid image tag"),
-    ({"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "maybe"}, "REGISTRY_LOGIN must be auto, ecr or none"),
-    ({"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "ecr", "AWS_REGION": "", "AWS_DEFAULT_REGION": ""},
-     "needs AWS_REGION"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"REGISTRY": ""}, "REGISTRY is not set"),
+        ({"REGISTRY": "https://127.0.0.1:1"}, "is not host[:port]"),
+        ({"REGISTRY": "127.0.0.1:1/team"}, "is not host[:port]"),
+        ({"REGISTRY": "127.0.0.1:1", "IMAGE_REPOSITORY_PREFIX": "Team/Stack"}, "is not a repository path"),
+        ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "latest"}, "RELEASE_TAG=latest pins nothing"),
+        ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "no spaces"}, "is not a valid image tag"),
+        ({"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "maybe"}, "REGISTRY_LOGIN must be auto, ecr or none"),
+        (
+            {"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "ecr", "AWS_REGION": "", "AWS_DEFAULT_REGION": ""},
+            "needs AWS_REGION",
+        ),
+    ],
+)
 def test_make_push_refuses_settings_it_cannot_honour_before_building(settings, message, docker_config):
     refused = make_push({**docker_config, "ALLOW_DIRTY": "1", **settings}, timeout=60)
     assert refused.returncode != 0
@@ -156,7 +186,8 @@ def test_make_push_refuses_uncommitted_changes_to_the_images(tmp_path):
     checkout = tmp_path / "checkout"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(checkout)], check=True, timeout=120)
     (checkout / "services" / "web" / "app" / "uncommitted.py").write_text("# not committed\n")
-    refused = subprocess.run(["make", "push", "REGISTRY=127.0.0.1:1"], cwd=checkout, capture_output=True,
-                             text=True, timeout=60)
+    refused = subprocess.run(
+        ["make", "push", "REGISTRY=127.0.0.1:1"], cwd=checkout, capture_output=True, text=True, timeout=60
+    )
     assert refused.returncode != 0
     assert "services/ has uncommitted changes" in refused.stderr

@@ -59,7 +59,11 @@ def compose_config(*files):
     args = [arg for name in files for arg in ("-f", name)]
     output = subprocess.run(
         ["docker", "compose", *args, "config", "--format", "json"],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     return json.loads(output)["services"]
 
@@ -105,5 +109,6 @@ def test_every_guarantee_in_the_readme_names_a_test_that_exists():
         files = sorted(ROOT.glob(path))
         assert files, f"{when}: {path} matches no file"
         if name:
-            assert re.search(rf"^def {re.escape(name)}\(", files[0].read_text(), flags=re.MULTILINE), \
+            assert re.search(rf"^def {re.escape(name)}\(", files[0].read_text(), flags=re.MULTILINE), (
                 f"{when}: {reference} is not a test"
+            )

@@ -9,9 +9,7 @@ def test_healthz_answers_through_nginx(stack):
 
 
 def test_whoami_reports_the_real_client_ip_and_scheme(stack):
-    body = stack.get(
-        "/api/whoami", headers={"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"}
-    ).json()
+    body = stack.get("/api/whoami", headers={"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https"}).json()
     # Traffic from the host reaches nginx from the compose network's gateway; the
     # spoofed X-Forwarded-For entry and X-Forwarded-Proto are not believed.
     nginx = stack.running("nginx")[0]

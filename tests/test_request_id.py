@@ -26,7 +26,7 @@ def test_well_formed_request_id_is_kept(stack):
     assert response.json()["request_id"] == "client-trace.0042"
 
 
-@pytest.mark.parametrize("malformed", ["short", "has spaces in it", "quote\"injection-attempt", "x" * 200])
+@pytest.mark.parametrize("malformed", ["short", "has spaces in it", 'quote"injection-attempt', "x" * 200])
 def test_malformed_request_id_is_replaced(stack, malformed):
     response = stack.get("/api/whoami", headers={"X-Request-ID": malformed})
     request_id = response.headers["X-Request-ID"]
@@ -53,7 +53,7 @@ def test_the_same_request_id_is_in_nginx_and_gunicorn_logs(stack):
     nginx_entries, web_lines = wait_for(logged_by_both, deadline_s=10, message="request id in both logs")
     assert nginx_entries[0]["request_id"] == request_id
     assert nginx_entries[0]["request"].startswith("GET /api/sleep/1 ")
-    assert "GET /api/sleep/1 HTTP/1.1\" 200" in web_lines[0]
+    assert 'GET /api/sleep/1 HTTP/1.1" 200' in web_lines[0]
     assert "duration_ms=" in web_lines[0]
 
 
@@ -70,5 +70,9 @@ def test_nginx_writes_its_access_log_in_batches_within_the_flush_interval(stack)
     assert any(held for _, held in attempts), "every line was written at once: the log is not buffered"
     # ...and written once the interval is over.
     for request_id, _ in attempts:
-        wait_for(lambda rid=request_id: rid in stack.logs("nginx"), deadline_s=ACCESS_LOG_FLUSH_S + 2,
-                 interval_s=0.1, message="the buffered access log line")
+        wait_for(
+            lambda rid=request_id: rid in stack.logs("nginx"),
+            deadline_s=ACCESS_LOG_FLUSH_S + 2,
+            interval_s=0.1,
+            message="the buffered access log line",
+        )

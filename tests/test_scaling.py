@@ -4,9 +4,9 @@ import time
 from collections import Counter
 
 import pytest
-from hostile import assert_json_error, assert_security_headers
 
 from composed import wait_for
+from hostile import assert_json_error, assert_security_headers
 
 pytestmark = pytest.mark.worker_count
 

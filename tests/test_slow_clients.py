@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from load import record
 from composed import composed_stack
+from load import record
 
 HEADER_TRICKLERS = 300
 BODY_TRICKLERS = 100
@@ -78,8 +78,10 @@ def test_a_normal_request_answers_promptly_during_a_slow_client_attack(one_worke
 
     slowest = max(elapsed for _, elapsed in answers)
     failed = [line for line, _ in answers if not line.startswith(b"HTTP/1.1 200")]
-    line = (f"slow clients ({HEADER_TRICKLERS} header + {BODY_TRICKLERS} body tricklers, sync x1): "
-            f"{len(failed)} failed of {len(answers)} requests (slowest {slowest:.2f}s)")
+    line = (
+        f"slow clients ({HEADER_TRICKLERS} header + {BODY_TRICKLERS} body tricklers, sync x1): "
+        f"{len(failed)} failed of {len(answers)} requests (slowest {slowest:.2f}s)"
+    )
     record(line)
     assert alive == HEADER_TRICKLERS + BODY_TRICKLERS, "the attack must have been live throughout"
     assert len(answers) >= 10 and not failed, failed

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from load import LoadLoop, one_request
 from composed import composed_stack, wait_for
+from load import LoadLoop, one_request
 
 REPLICAS = 3
 
@@ -51,15 +51,17 @@ def test_a_stuck_request_gets_a_json_504_runs_once_and_its_worker_is_replaced(st
         load.wait_for_requests(20)
         stuck = one_request(stuck_stack.base_url, path, headers={"X-Request-ID": request_id})
         wait_for(lambda: "WORKER TIMEOUT" in stuck_stack.logs("web"), deadline_s=15, message="the worker timeout")
-        wait_for(lambda: booted_workers(stuck_stack) >= workers_before + 1, deadline_s=15,
-                 message="a replacement worker")
+        wait_for(
+            lambda: booted_workers(stuck_stack) >= workers_before + 1, deadline_s=15, message="a replacement worker"
+        )
         load.wait_for_requests(len(load.outcomes) + 50)
 
     # Every replica's own account: the request started on exactly one of them, and that
     # replica's worker, and no other, timed out.
     logs = {replica.id: replica.logs().decode("utf-8", "replace") for replica in replicas}
-    started = {cid: len(re.findall(rf"\[DEBUG\] GET {re.escape(path)}$", log, flags=re.MULTILINE))
-               for cid, log in logs.items()}
+    started = {
+        cid: len(re.findall(rf"\[DEBUG\] GET {re.escape(path)}$", log, flags=re.MULTILINE)) for cid, log in logs.items()
+    }
     assert sum(started.values()) == 1, f"the stuck request ran {sum(started.values())} times: {started}"
     (ran_on,) = [cid for cid, count in started.items() if count]
     timeouts = {cid: log.count("WORKER TIMEOUT") for cid, log in logs.items()}

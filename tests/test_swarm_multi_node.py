@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from composed import ROOT, wait_for
 from load import LoadLoop, one_request, record
 from registry import read_env_file
-from composed import ROOT, wait_for
 from swarm_cluster import swarm_cluster
 
 pytestmark = pytest.mark.swarm
@@ -29,25 +29,31 @@ class Deployment:
         self.images_file = folder / "pushed-images.env"
         docker_config = folder / "docker-config"
         docker_config.mkdir()
-        self.env = {**os.environ, "DOCKER_CONFIG": str(docker_config), "PUSHED_IMAGES_FILE": str(self.images_file),
-                    # Every request comes from this one machine, like a benchmark's: no per-client limits.
-                    "NGINX_LIMITS": "off",
-                    # The load and the checks use /api/whoami, a probe (off by default on a swarm).
-                    "APP_PROBES": "on"}
+        self.env = {
+            **os.environ,
+            "DOCKER_CONFIG": str(docker_config),
+            "PUSHED_IMAGES_FILE": str(self.images_file),
+            # Every request comes from this one machine, like a benchmark's: no per-client limits.
+            "NGINX_LIMITS": "off",
+            # The load and the checks use /api/whoami, a probe (off by default on a swarm).
+            "APP_PROBES": "on",
+        }
         self.base_url = f"http://{cluster.node_ips[0]}:8080"
 
     def host_docker(self, *args, manager=False, check=True, timeout=300, stdin=None):
         env = {**self.env, **({"DOCKER_HOST": self.cluster.manager_host} if manager else {})}
-        result = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout,
-                                input=stdin)
+        result = subprocess.run(
+            ["docker", *args], env=env, capture_output=True, text=True, timeout=timeout, input=stdin
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args)}: {result.stdout}{result.stderr}")
         return result
 
     def make(self, *args, check=True, timeout=600, **overrides):
         env = {**self.env, "DOCKER_HOST": self.cluster.manager_host, **overrides}
-        result = subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            ["make", "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"make {' '.join(args)} ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
@@ -57,26 +63,42 @@ class Deployment:
         repository = f"{self.cluster.registry}/flask-stack/web"
         self.host_docker("build", "--quiet", "--tag", f"{repository}:{tag}", "-", stdin=dockerfile_text, timeout=600)
         self.host_docker("push", "--quiet", f"{repository}:{tag}")
-        digests = self.host_docker("image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}",
-                                   f"{repository}:{tag}").stdout.split()
+        digests = self.host_docker(
+            "image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", f"{repository}:{tag}"
+        ).stdout.split()
         return next(reference for reference in digests if reference.startswith(f"{repository}@sha256:"))
 
     def web_tasks(self, desired="running"):
         """(task name, node, image) of web's tasks in that desired state."""
-        lines = self.host_docker("service", "ps", WEB_SERVICE, "--filter", f"desired-state={desired}", "--format",
-                                 "{{.Name}} {{.Node}} {{.Image}} {{.CurrentState}}", manager=True).stdout
+        lines = self.host_docker(
+            "service",
+            "ps",
+            WEB_SERVICE,
+            "--filter",
+            f"desired-state={desired}",
+            "--format",
+            "{{.Name}} {{.Node}} {{.Image}} {{.CurrentState}}",
+            manager=True,
+        ).stdout
         return [line.split()[:4] for line in lines.splitlines()]
 
     def running_web_nodes(self):
         return sorted(task[1] for task in self.web_tasks() if task[3] == "Running")
 
     def web_image(self):
-        return self.host_docker("service", "inspect", WEB_SERVICE, "--format",
-                                "{{.Spec.TaskTemplate.ContainerSpec.Image}}", manager=True).stdout.strip()
+        return self.host_docker(
+            "service", "inspect", WEB_SERVICE, "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", manager=True
+        ).stdout.strip()
 
     def update_state(self):
-        return self.host_docker("service", "inspect", WEB_SERVICE, "--format",
-                                "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", manager=True).stdout.strip()
+        return self.host_docker(
+            "service",
+            "inspect",
+            WEB_SERVICE,
+            "--format",
+            "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+            manager=True,
+        ).stdout.strip()
 
     def versions_answering(self, count=30):
         return {one_request(self.base_url, "/api/whoami", timeout_s=10).body.get("version") for _ in range(count)}
@@ -88,10 +110,17 @@ def deployment(tmp_path_factory):
     started = time.monotonic()
     with swarm_cluster(folder) as cluster:
         deployed = Deployment(cluster, folder)
-        deployed.host_docker("login", cluster.registry, "--username", cluster.user, "--password-stdin",
-                             stdin=cluster.password)
-        pushed = subprocess.run(["make", "push", f"REGISTRY={cluster.registry}", "ALLOW_DIRTY=1"], cwd=ROOT,
-                                env=deployed.env, capture_output=True, text=True, timeout=900)
+        deployed.host_docker(
+            "login", cluster.registry, "--username", cluster.user, "--password-stdin", stdin=cluster.password
+        )
+        pushed = subprocess.run(
+            ["make", "push", f"REGISTRY={cluster.registry}", "ALLOW_DIRTY=1"],
+            cwd=ROOT,
+            env=deployed.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         deployed.pushed = read_env_file(deployed.images_file)
         yield deployed
@@ -134,8 +163,11 @@ def test_a_rolling_update_to_a_new_image_loses_nothing(deployment):
     base = deployment.pushed["PUSHED_WEB_IMAGE"]
     new_image = deployment.push_variant("swarm-v2", f"FROM {base}\nENV APP_VERSION=swarm-v2\n")
     deployment.new_image = new_image
-    run_under_load(deployment, "rolling update to a new image (3 replicas)",
-                   lambda: deployment.make("swarm-update", PUSHED_WEB_IMAGE=new_image))
+    run_under_load(
+        deployment,
+        "rolling update to a new image (3 replicas)",
+        lambda: deployment.make("swarm-update", PUSHED_WEB_IMAGE=new_image),
+    )
     assert deployment.web_image() == new_image
     assert deployment.versions_answering() == {"swarm-v2"}
 
@@ -156,8 +188,12 @@ def test_an_update_whose_health_check_fails_rolls_itself_back(deployment):
         return deployment.make("swarm-update", check=False, PUSHED_WEB_IMAGE=broken)
 
     run_under_load(deployment, "update to an image failing its health check, rolled back", update)
-    wait_for(lambda: deployment.update_state() == "rollback_completed", 180, interval_s=2,
-             message="Swarm rolling the failed update back")
+    wait_for(
+        lambda: deployment.update_state() == "rollback_completed",
+        180,
+        interval_s=2,
+        message="Swarm rolling the failed update back",
+    )
     assert deployment.web_image() == before
     assert deployment.versions_answering() == versions_before
 
@@ -169,11 +205,16 @@ def test_a_worker_node_stopped_under_load_fails_no_get_and_its_replicas_move(dep
     def stop_node3():
         # The node's engine gets SIGTERM and stops its containers (each drains) before exiting.
         deployment.cluster.node(2).stop(timeout=60)
-        wait_for(lambda: len(deployment.running_web_nodes()) == 6 and "node3" not in deployment.running_web_nodes(),
-                 180, interval_s=2, message="six web replicas running on the two nodes left")
+        wait_for(
+            lambda: len(deployment.running_web_nodes()) == 6 and "node3" not in deployment.running_web_nodes(),
+            180,
+            interval_s=2,
+            message="six web replicas running on the two nodes left",
+        )
 
-    run_under_load(deployment, "worker node stopped, its replicas rescheduled", stop_node3,
-                   paths=("/api/whoami", "/healthz"))
+    run_under_load(
+        deployment, "worker node stopped, its replicas rescheduled", stop_node3, paths=("/api/whoami", "/healthz")
+    )
     assert set(deployment.running_web_nodes()) == {"node1", "node2"}
 
 
@@ -196,6 +237,13 @@ def test_removing_the_stack_lets_requests_in_flight_finish_and_leaves_nothing(de
     assert deployment.host_docker("stack", "ls", "--format", "{{.Name}}", manager=True).stdout.strip() == ""
     # The services are gone at once; their containers, each stopping gracefully, soon after.
     for index in (0, 1):
-        wait_for(lambda index=index: not deployment.cluster.node_docker(
-            index, "ps", "--all", "--quiet", "--filter", f"label=com.docker.stack.namespace={STACK}").stdout.strip(),
-            60, interval_s=1, message=f"node{index + 1} without the stack's containers")
+        wait_for(
+            lambda index=index: (
+                not deployment.cluster.node_docker(
+                    index, "ps", "--all", "--quiet", "--filter", f"label=com.docker.stack.namespace={STACK}"
+                ).stdout.strip()
+            ),
+            60,
+            interval_s=1,
+            message=f"node{index + 1} without the stack's containers",
+        )

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from load import LoadLoop, one_request
 from composed import wait_for
+from load import LoadLoop, one_request
 
 pytestmark = pytest.mark.worker_count
 
@@ -75,8 +75,8 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
 
     def post(request_id):
         posts[request_id] = one_request(
-            busy_stack.base_url, "/api/faults/side-effect/3000", method="POST",
-            headers={"X-Request-ID": request_id})
+            busy_stack.base_url, "/api/faults/side-effect/3000", method="POST", headers={"X-Request-ID": request_id}
+        )
 
     def slow_get(request_id):
         gets.append(one_request(busy_stack.base_url, "/api/sleep/3000", headers={"X-Request-ID": request_id}))
@@ -88,8 +88,12 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
         in_flight += [threading.Thread(target=slow_get, args=(rid,)) for rid in get_ids]
         for thread in in_flight:
             thread.start()
-        wait_for(lambda: busy_stack.logs("web").count("side effect executed") >= len(post_ids), deadline_s=10,
-                 interval_s=0.05, message="every POST started")
+        wait_for(
+            lambda: busy_stack.logs("web").count("side effect executed") >= len(post_ids),
+            deadline_s=10,
+            interval_s=0.05,
+            message="every POST started",
+        )
         # The replica running the most POSTs; the slow GETs, sent in the same burst and as
         # long, are spread like them and in flight too.
         victim = max(busy_stack.running("web"), key=lambda replica: replica.logs().count(b"request_id=sigkill-post-"))
@@ -119,8 +123,11 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
         assert answers[0] == "502" and answers[-1] == "200" and tried[-1] != victim_upstream, line
     assert all(o.status == 200 for o in gets), [(o.status, o.error) for o in gets]
     load.outcomes.extend(gets)
-    assert_no_failures(load, f"SIGKILL of a replica: GETs ({len(retried)} of {len(get_ids)} slow GETs in flight on it "
-                             f"retried elsewhere; {len(on_victim)} of 6 POSTs on it failed, none ran twice)")
+    assert_no_failures(
+        load,
+        f"SIGKILL of a replica: GETs ({len(retried)} of {len(get_ids)} slow GETs in flight on it "
+        f"retried elsewhere; {len(on_victim)} of 6 POSTs on it failed, none ran twice)",
+    )
     victim.remove(force=True, v=True)
 
 
@@ -146,8 +153,11 @@ def test_nginx_reload_after_a_config_change_loses_nothing(busy_stack):
             load.wait_for_requests(50)
             put_file(nginx, snippet, original + f"add_header X-Config-Generation {generation} always;\n")
             busy_stack.make("nginx-reload")
-            wait_for(lambda: busy_stack.get("/api/whoami").headers.get("X-Config-Generation") == generation,
-                     deadline_s=10, message="the reloaded config in effect")
+            wait_for(
+                lambda: busy_stack.get("/api/whoami").headers.get("X-Config-Generation") == generation,
+                deadline_s=10,
+                message="the reloaded config in effect",
+            )
             load.wait_for_requests(len(load.outcomes) + 250)
         assert_no_failures(load, "nginx reload after a config change (make nginx-reload)")
     finally:

@@ -55,11 +55,13 @@ async def outbound(request):
     if response.status_code != 200:
         message = f"the upstream answered {response.status_code}"
         return JSONResponse({"error": "bad_gateway", "message": message}, status_code=502)
-    return JSONResponse({
-        "upstream_status": response.status_code,
-        "waited_ms": wait_ms,
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
-    })
+    return JSONResponse(
+        {
+            "upstream_status": response.status_code,
+            "waited_ms": wait_ms,
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+    )
 
 
 async def compute(request):
@@ -71,11 +73,13 @@ async def compute(request):
     # Run in the event loop, as a plain `async def` handler would: CPU work blocks it.
     for _ in range(rounds):
         digest = hashlib.sha256(digest).digest()
-    return JSONResponse({
-        "rounds": rounds,
-        "sha256": digest.hex(),
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
-    })
+    return JSONResponse(
+        {
+            "rounds": rounds,
+            "sha256": digest.hex(),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+    )
 
 
 @asynccontextmanager

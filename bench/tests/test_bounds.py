@@ -6,12 +6,15 @@ from benchmark import bounds
 from benchmark.plan import COMPUTE, SLEEP, TRIVIAL, gunicorn, uvicorn, waitress
 
 
-@pytest.mark.parametrize("slots, clients, expected", [
-    (4, 64, 40.0),      # sync w4: four requests at a time, 10 each per second
-    (16, 16, 160.0),    # gthread w4 t4: every client served at once
-    (16, 8, 80.0),      # fewer clients than slots: the clients are the limit
-    (None, 1000, 10_000.0),  # gevent: one greenlet per client
-])
+@pytest.mark.parametrize(
+    "slots, clients, expected",
+    [
+        (4, 64, 40.0),  # sync w4: four requests at a time, 10 each per second
+        (16, 16, 160.0),  # gthread w4 t4: every client served at once
+        (16, 8, 80.0),  # fewer clients than slots: the clients are the limit
+        (None, 1000, 10_000.0),  # gevent: one greenlet per client
+    ],
+)
 def test_the_concurrency_bound_is_requests_in_flight_times_1000_over_the_wait(slots, clients, expected):
     assert bounds.concurrency_bound(slots, clients, 100) == expected
 

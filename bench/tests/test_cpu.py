@@ -43,8 +43,10 @@ def test_wrks_cpu_is_counted_once_it_has_exited():
 
 PAIRED_CPU = {
     "trivial direct": [{"server": 500.0, "nginx": 0.0, cpu.WRK: 100.0, cpu.REST: 100.0, cpu.MACHINE: 700.0}] * 2,
-    "trivial nginx": [{"server": 520.0, "nginx": 100.0, cpu.WRK: 100.0, cpu.REST: 130.0, cpu.MACHINE: 850.0},
-                      {"server": 540.0, "nginx": 120.0, cpu.WRK: 100.0, cpu.REST: 140.0, cpu.MACHINE: 890.0}],
+    "trivial nginx": [
+        {"server": 520.0, "nginx": 100.0, cpu.WRK: 100.0, cpu.REST: 130.0, cpu.MACHINE: 850.0},
+        {"server": 540.0, "nginx": 120.0, cpu.WRK: 100.0, cpu.REST: 140.0, cpu.MACHINE: 890.0},
+    ],
 }
 PAIRED = {"trivial direct": [3000, 3100], "trivial nginx": [2500, 2450]}
 
@@ -52,8 +54,9 @@ PAIRED = {"trivial direct": [3000, 3100], "trivial nginx": [2500, 2450]}
 def test_the_full_stack_target_says_what_a_request_cost_the_machine_each_way():
     check = targets.full_stack_vs_direct([], PAIRED, PAIRED_CPU)
     assert check["holds"] is False
-    assert check["measured"].endswith("700 µs direct, 870 µs through nginx, 110 µs of it nginx's own "
-                                      "(see Where the CPU goes)")
+    assert check["measured"].endswith(
+        "700 µs direct, 870 µs through nginx, 110 µs of it nginx's own (see Where the CPU goes)"
+    )
 
 
 def test_the_report_tables_the_median_share_of_each_part():

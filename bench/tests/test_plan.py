@@ -7,8 +7,16 @@ def test_the_full_plan_has_the_seed_matrix_and_the_other_servers():
     plan = make_plan("full", cpus=2)
     names = [server.name for server in plan.servers]
     assert len(names) == len(set(names))
-    for name in ("flask dev server (threaded)", "waitress t4", "waitress t10", "uwsgi p4", "uwsgi p1 t4",
-                 "gunicorn sync w1", "gunicorn gthread w4 t4", "gunicorn gevent w4"):
+    for name in (
+        "flask dev server (threaded)",
+        "waitress t4",
+        "waitress t10",
+        "uwsgi p4",
+        "uwsgi p1 t4",
+        "gunicorn sync w1",
+        "gunicorn gthread w4 t4",
+        "gunicorn gevent w4",
+    ):
         assert name in names
     assert any(name.startswith("uvicorn") for name in names)
     assert plan.clients == (16, 64, 256, 1000)
@@ -41,5 +49,5 @@ def test_the_cpu_bound_endpoint_runs_last_on_each_server_and_path():
     plan = make_plan("quick", cpus=2)
     points = [(server, via, endpoint) for server, via, endpoint, _ in plan.measurements()]
     first = [endpoint.name for server, via, endpoint in points if server is plan.servers[0] and via == "direct"]
-    assert first[-len(plan.clients):] == ["compute"] * len(plan.clients)
+    assert first[-len(plan.clients) :] == ["compute"] * len(plan.clients)
     assert first.index("mixed") < first.index("compute")

@@ -12,15 +12,26 @@ def mixed(server, rps, via="nginx", clients=64):
     return {"server": server, "endpoint": "mixed", "via": via, "clients": clients, "rps": rps}
 
 
-SERVERS = [Server("sync w4", "gunicorn"), Server("gevent w4", "gunicorn"), Server("gevent w1", "gunicorn"),
-           Server("gevent w2 (default)", "gunicorn", default=True), Server("uvicorn", "uvicorn")]
+SERVERS = [
+    Server("sync w4", "gunicorn"),
+    Server("gevent w4", "gunicorn"),
+    Server("gevent w1", "gunicorn"),
+    Server("gevent w2 (default)", "gunicorn", default=True),
+    Server("uvicorn", "uvicorn"),
+]
 
 
 def test_the_default_runs_against_the_two_best_other_flask_servers_of_the_single_runs():
-    rows = [mixed("sync w4", 300), mixed("gevent w4", 1000), mixed("gevent w1", 900),
-            mixed("gevent w2 (default)", 800), mixed("uvicorn", 5000),
-            # Other paths and client counts do not rank anyone.
-            mixed("sync w4", 9000, via="direct"), mixed("sync w4", 9000, clients=1000)]
+    rows = [
+        mixed("sync w4", 300),
+        mixed("gevent w4", 1000),
+        mixed("gevent w1", 900),
+        mixed("gevent w2 (default)", 800),
+        mixed("uvicorn", 5000),
+        # Other paths and client counts do not rank anyone.
+        mixed("sync w4", 9000, via="direct"),
+        mixed("sync w4", 9000, clients=1000),
+    ]
     names = [server.name for server in runoff.candidates(rows, SERVERS)]
     assert names == ["gevent w2 (default)", "gevent w4", "gevent w1"]
 
@@ -34,16 +45,22 @@ def rounds(*rps):
 
 
 def test_the_runoff_judges_the_target_on_medians_and_overrides_the_single_runs():
-    single_runs = [mixed("gevent w2 (default)", 800) | {"family": "gunicorn", "default": True},
-                   mixed("gevent w4", 1000) | {"family": "gunicorn", "default": False}]
+    single_runs = [
+        mixed("gevent w2 (default)", 800) | {"family": "gunicorn", "default": True},
+        mixed("gevent w4", 1000) | {"family": "gunicorn", "default": False},
+    ]
     assert targets.mixed_default_is_best(single_runs)["holds"] is False
-    result = {"default": "gevent w2 (default)",
-              "rounds": {"gevent w2 (default)": rounds(1000, 700, 990), "gevent w4": rounds(1020, 1030, 400)}}
+    result = {
+        "default": "gevent w2 (default)",
+        "rounds": {"gevent w2 (default)": rounds(1000, 700, 990), "gevent w4": rounds(1020, 1030, 400)},
+    }
     check = targets.mixed_default_is_best(single_runs, result)
     # Medians 990 and 1020: 0.97 of the best.
     assert check["holds"] is True
-    assert check["measured"] == ("0.97 of the best (medians of 3 paired rounds of the default and the best "
-                                 "others of the single runs, requests/s: gevent w4 1,020, gevent w2 (default) 990)")
+    assert check["measured"] == (
+        "0.97 of the best (medians of 3 paired rounds of the default and the best "
+        "others of the single runs, requests/s: gevent w4 1,020, gevent w2 (default) 990)"
+    )
     result["rounds"]["gevent w4"] = rounds(1100, 1050, 1060)
     assert targets.mixed_default_is_best(single_runs, result)["holds"] is False
 

@@ -3,12 +3,39 @@
 from benchmark import report, targets
 
 
-def row(server, via, endpoint, clients, rps, *, default=False, family="gunicorn", seed=False, p99=10.0,
-        fraction=None, bound=None, errors=0, shortfall=None):
-    return {"server": server, "family": family, "seed": seed, "default": default, "via": via,
-            "endpoint": endpoint, "clients": clients, "rps": rps, "p50_ms": p99 / 2, "p99_ms": p99,
-            "errors": {"connect": errors, "read": 0, "write": 0, "status": 0, "timeout": 0},
-            "bound_rps": bound, "bound_kind": "cpu" if bound else None, "fraction": fraction, "shortfall": shortfall}
+def row(
+    server,
+    via,
+    endpoint,
+    clients,
+    rps,
+    *,
+    default=False,
+    family="gunicorn",
+    seed=False,
+    p99=10.0,
+    fraction=None,
+    bound=None,
+    errors=0,
+    shortfall=None,
+):
+    return {
+        "server": server,
+        "family": family,
+        "seed": seed,
+        "default": default,
+        "via": via,
+        "endpoint": endpoint,
+        "clients": clients,
+        "rps": rps,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "errors": {"connect": errors, "read": 0, "write": 0, "status": 0, "timeout": 0},
+        "bound_rps": bound,
+        "bound_kind": "cpu" if bound else None,
+        "fraction": fraction,
+        "shortfall": shortfall,
+    }
 
 
 def by_target(rows):
@@ -24,9 +51,11 @@ def test_full_stack_ratio_holds_at_0_90_and_fails_below():
 
 
 def test_static_ratios():
-    rows = [row("nginx static", "nginx", "static", 64, 20000, family="static"),
-            row("flask static", "direct", "static", 64, 1500, family="static"),
-            row("nginx return 200", "nginx", "static", 64, 30000, family="static")]
+    rows = [
+        row("nginx static", "nginx", "static", 64, 20000, family="static"),
+        row("flask static", "direct", "static", 64, 1500, family="static"),
+        row("nginx return 200", "nginx", "static", 64, 30000, family="static"),
+    ]
     vs_flask, vs_return = targets.static_ratios(rows)
     assert vs_flask["holds"] is True and vs_flask["measured"].startswith("13.3x")
     assert vs_return["holds"] is True and vs_return["measured"].startswith("0.67")
@@ -42,16 +71,19 @@ def test_sleep_at_1000_needs_the_fraction_no_errors_and_a_short_p99():
 
 def test_seed_rows_below_their_bound_must_say_why():
     near = row("sync w1", "direct", "sleep", 16, 9.8, seed=True, fraction=0.98, bound=10)
-    short = row("sync w1", "direct", "sleep", 1000, 2, seed=True, fraction=0.2, bound=10,
-                shortfall="connections refused")
+    short = row(
+        "sync w1", "direct", "sleep", 1000, 2, seed=True, fraction=0.2, bound=10, shortfall="connections refused"
+    )
     assert targets.seed_rows_near_bound([near, short])["holds"] is True
     assert targets.seed_rows_near_bound([near, {**short, "shortfall": None}])["holds"] is False
 
 
 def test_the_mixed_workload_compares_the_default_with_the_best_flask_configuration_only():
-    rows = [row("default", "nginx", "mixed", 64, 960, default=True),
-            row("gthread", "nginx", "mixed", 64, 1000),
-            row("uvicorn", "nginx", "mixed", 64, 5000, family="uvicorn")]
+    rows = [
+        row("default", "nginx", "mixed", 64, 960, default=True),
+        row("gthread", "nginx", "mixed", 64, 1000),
+        row("uvicorn", "nginx", "mixed", 64, 5000, family="uvicorn"),
+    ]
     check = targets.mixed_default_is_best(rows)
     assert check["holds"] is True and "best: gthread" in check["measured"]
     rows[0]["rps"] = 940
@@ -63,15 +95,25 @@ def test_what_was_not_measured_is_neither_held_nor_failed():
 
 
 def test_the_report_shows_the_targets_and_every_row():
-    rows = [row("d", "direct", "trivial", 64, 1000, default=True), row("d", "nginx", "trivial", 64, 950, default=True),
-            row("sync w1", "direct", "sleep", 1000, 2, seed=True, fraction=0.2, bound=10,
-                shortfall="connections refused")]
-    result = {"rows": rows, "plan": {"name": "quick", "duration": 1, "clients": [64, 1000]},
-              "machine": {"date": "today", "cores": 2, "memory_gib": 24, "kernel": "Linux", "docker": "26.1"},
-              "compute_ms": 7.5, "targets": targets.check_all(rows), "failures": [], "settings": {"d": "workers=2"}}
+    rows = [
+        row("d", "direct", "trivial", 64, 1000, default=True),
+        row("d", "nginx", "trivial", 64, 950, default=True),
+        row("sync w1", "direct", "sleep", 1000, 2, seed=True, fraction=0.2, bound=10, shortfall="connections refused"),
+    ]
+    result = {
+        "rows": rows,
+        "plan": {"name": "quick", "duration": 1, "clients": [64, 1000]},
+        "machine": {"date": "today", "cores": 2, "memory_gib": 24, "kernel": "Linux", "docker": "26.1"},
+        "compute_ms": 7.5,
+        "targets": targets.check_all(rows),
+        "failures": [],
+        "settings": {"d": "workers=2"},
+    }
     text = report.render(result)
-    assert "| Full stack vs the same gunicorn direct (trivial, 64 clients) | >= 0.90 | 0.95 (950 / 1000 rps) | yes |" \
+    assert (
+        "| Full stack vs the same gunicorn direct (trivial, 64 clients) | >= 0.90 | 0.95 (950 / 1000 rps) | yes |"
         in text
+    )
     assert "| **d** | nginx | 950 · 10 ms |" in text
     assert "sync w1, direct, sleep, 1000 clients: 20% of 10 rps. connections refused." in text
 
@@ -91,13 +133,17 @@ def test_a_side_that_collapsed_in_one_round_of_three_moves_neither_median():
 
 
 def test_the_full_stack_target_shows_the_bare_proxy_of_the_same_rounds_beside_it():
-    paired = {"trivial direct": [1000, 1100, 1000], "trivial nginx": [850, 900, 860],
-              targets.BARE_PROXY: [880, 950, 900]}
+    paired = {
+        "trivial direct": [1000, 1100, 1000],
+        "trivial nginx": [850, 900, 860],
+        targets.BARE_PROXY: [880, 950, 900],
+    }
     check = targets.full_stack_vs_direct([], paired)
     # The bare proxy informs; the target is still judged on the stack's own nginx.
     assert check["holds"] is False
-    assert check["measured"].endswith("an nginx that only proxies (no log, no added headers, no limits), "
-                                      "in the same rounds: 0.90")
+    assert check["measured"].endswith(
+        "an nginx that only proxies (no log, no added headers, no limits), in the same rounds: 0.90"
+    )
 
 
 def test_paired_static_rounds_judge_both_static_targets():
@@ -125,8 +171,10 @@ def test_sleep_at_1000_in_paired_rounds_is_measured_against_the_trivial_rate_of_
     check = targets.sleep_at_1000([], paired, runs)
     # Medians: 2600 of 2800, p99 240 ms.
     assert check["holds"] is True
-    assert check["measured"].startswith("0.93 of 2800 rps (cpu bound, medians of 3 paired rounds; "
-                                        "each round: 0.90, 0.95, 0.93), 0 errors, p99 240 ms (median of the rounds)")
+    assert check["measured"].startswith(
+        "0.93 of 2800 rps (cpu bound, medians of 3 paired rounds; "
+        "each round: 0.90, 0.95, 0.93), 0 errors, p99 240 ms (median of the rounds)"
+    )
     runs[targets.SLEEP_1000][1] = paired_sleep_run(1900, 260, errors=1)
     assert targets.sleep_at_1000([], paired, runs)["holds"] is False
 
@@ -151,6 +199,7 @@ def test_sleep_at_1000_names_the_concurrency_bound_when_it_is_the_lower_one():
     paired = {"trivial nginx": [20000, 30000]}
     runs = {targets.SLEEP_1000: [paired_sleep_run(9500, 120), paired_sleep_run(9300, 130)]}
     check = targets.sleep_at_1000([], paired, runs)
-    assert check["measured"].startswith("0.94 of 10000 rps (concurrency bound, medians of 2 paired rounds; "
-                                        "each round: 0.95, 0.93)")
+    assert check["measured"].startswith(
+        "0.94 of 10000 rps (concurrency bound, medians of 2 paired rounds; each round: 0.95, 0.93)"
+    )
     assert check["holds"] is True

@@ -46,9 +46,7 @@ class Resolver:
 
     def __init__(self, template, parameters=None, pseudo=None, known=None):
         self.template = template
-        self.parameters = {
-            name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
-        }
+        self.parameters = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
         self.parameters.update(parameters or {})
         self.pseudo = dict(pseudo or {})
         self.known = dict(known or {})
@@ -59,7 +57,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self._ref(argument)
             if key == "Fn::GetAtt":

@@ -66,8 +66,9 @@ def parameter_overrides(environ, declared=None):
         if not separator:
             raise ValueError(f"ECS_PARAMETERS: expected Key=Value, got {pair!r}")
         if declared is not None and key not in declared:
-            raise ValueError(f"ECS_PARAMETERS: the template has no parameter {key!r} "
-                             f"(it has {', '.join(sorted(declared))})")
+            raise ValueError(
+                f"ECS_PARAMETERS: the template has no parameter {key!r} (it has {', '.join(sorted(declared))})"
+            )
         overrides[key] = value
     notes = []
     for key, example in EXAMPLE_PARAMETERS.items():

@@ -18,7 +18,7 @@ from pushed_images import PINNED
 
 # The web image's own reader of its environment, so the defaults are the ones it applies.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "web"))
-from stack.gunicorn_settings import lifecycle_settings_from_env, settings_from_env  # noqa: E402
+from stack.gunicorn_settings import lifecycle_settings_from_env, settings_from_env
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -26,8 +26,10 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _containers(task_definition):
-    return [(container.get("name", f"#{index}"), container)
-            for index, container in enumerate(task_definition.get("containerDefinitions", []))]
+    return [
+        (container.get("name", f"#{index}"), container)
+        for index, container in enumerate(task_definition.get("containerDefinitions", []))
+    ]
 
 
 def _container(task_definition, name):
@@ -174,11 +176,14 @@ def rule_memory_reservations_fit_task_memory(template, task_definition):
     """The containers' reservations cannot exceed the task's memory
     (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html, memoryReservation)."""
     task_memory = int(task_definition.get("memory", 0))
-    reserved = sum(container.get("memoryReservation") or container.get("memory") or 0
-                   for _, container in _containers(task_definition))
+    reserved = sum(
+        container.get("memoryReservation") or container.get("memory") or 0
+        for _, container in _containers(task_definition)
+    )
     if reserved > task_memory:
-        return [f"containerDefinitions[*].memoryReservation: {reserved} MiB in all, "
-                f"above the task's memory {task_memory}"]
+        return [
+            f"containerDefinitions[*].memoryReservation: {reserved} MiB in all, above the task's memory {task_memory}"
+        ]
     return []
 
 
@@ -238,8 +243,10 @@ def rule_web_stop_timeout_covers_gunicorn_shutdown(template, task_definition):
     shutdown = lifecycle["drain_seconds"] + gunicorn["graceful_timeout"]
     stop_timeout = web.get("stopTimeout", FARGATE_DEFAULT_STOP_TIMEOUT)
     if stop_timeout <= shutdown:
-        return [f"containerDefinitions[web].stopTimeout: {stop_timeout} must exceed GUNICORN_DRAIN_SECONDS + "
-                f"GUNICORN_GRACEFUL_TIMEOUT = {shutdown}"]
+        return [
+            f"containerDefinitions[web].stopTimeout: {stop_timeout} must exceed GUNICORN_DRAIN_SECONDS + "
+            f"GUNICORN_GRACEFUL_TIMEOUT = {shutdown}"
+        ]
     return []
 
 
@@ -324,8 +331,10 @@ def rule_deployment_rolls_back_on_failure(template, task_definition):
     for name, properties in _resources(template, "AWS::ECS::Service"):
         breaker = properties.get("DeploymentConfiguration", {}).get("DeploymentCircuitBreaker", {})
         if _resolved(template, breaker) != {"Enable": True, "Rollback": True}:
-            messages.append(f"Resources.{name}.Properties.DeploymentConfiguration.DeploymentCircuitBreaker: "
-                            "must be {Enable: true, Rollback: true}")
+            messages.append(
+                f"Resources.{name}.Properties.DeploymentConfiguration.DeploymentCircuitBreaker: "
+                "must be {Enable: true, Rollback: true}"
+            )
     return messages
 
 
@@ -337,9 +346,11 @@ def rule_deregistration_delay_range(template, task_definition):
     """ELB accepts 0-3600 seconds
     (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay)."""
     low, high = DEREGISTRATION_DELAY_RANGE
-    return [f"{field}: {value} is outside {low}-{high}"
-            for field, value in _deregistration_delays(template)
-            if value is None or not low <= int(value) <= high]
+    return [
+        f"{field}: {value} is outside {low}-{high}"
+        for field, value in _deregistration_delays(template)
+        if value is None or not low <= int(value) <= high
+    ]
 
 
 def rule_deregistration_delay_covers_longest_request(template, task_definition):
@@ -349,12 +360,16 @@ def rule_deregistration_delay_covers_longest_request(template, task_definition):
     nginx = _container(task_definition, "nginx")
     raw = _environment(nginx or {}).get("NGINX_PROXY_READ_TIMEOUT")
     if not raw:
-        return ["containerDefinitions[nginx].environment.NGINX_PROXY_READ_TIMEOUT: must be set to compare with "
-                "the deregistration delay"]
+        return [
+            "containerDefinitions[nginx].environment.NGINX_PROXY_READ_TIMEOUT: must be set to compare with "
+            "the deregistration delay"
+        ]
     longest = nginx_config.seconds(raw)
-    return [f"{field}: {value} is shorter than NGINX_PROXY_READ_TIMEOUT ({raw})"
-            for field, value in _deregistration_delays(template)
-            if value is not None and int(value) < longest]
+    return [
+        f"{field}: {value} is shorter than NGINX_PROXY_READ_TIMEOUT ({raw})"
+        for field, value in _deregistration_delays(template)
+        if value is not None and int(value) < longest
+    ]
 
 
 # The paths the stack's contract (docs/design.md) promises through nginx for health checks.
@@ -371,8 +386,10 @@ def rule_health_check_path_served_by_nginx(template, task_definition):
     for name, properties in _resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup"):
         path = _resolved(template, properties.get("HealthCheckPath", "/"))
         if path not in served:
-            messages.append(f"Resources.{name}.Properties.HealthCheckPath: {path!r} is not one nginx serves to the "
-                            f"load balancer ({', '.join(sorted(served))})")
+            messages.append(
+                f"Resources.{name}.Properties.HealthCheckPath: {path!r} is not one nginx serves to the "
+                f"load balancer ({', '.join(sorted(served))})"
+            )
     return messages
 
 
@@ -409,8 +426,10 @@ def rule_load_balancer_idle_timeout_below_nginx_keepalive(template, task_definit
         key = "idle_timeout.timeout_seconds"
         idle = _attribute(template, "LoadBalancerAttributes", properties, key, 60)
         if idle is None or int(idle) >= keepalive:
-            messages.append(f"Resources.{name}.Properties.LoadBalancerAttributes[{key}]: {idle} must be below "
-                            f"nginx's keepalive_timeout ({keepalive}s)")
+            messages.append(
+                f"Resources.{name}.Properties.LoadBalancerAttributes[{key}]: {idle} must be below "
+                f"nginx's keepalive_timeout ({keepalive}s)"
+            )
     return messages
 
 
@@ -421,8 +440,10 @@ def rule_log_group_has_retention(template, task_definition):
     messages = []
     for name, properties in _resources(template, "AWS::ECS::TaskDefinition"):
         for container in properties.get("ContainerDefinitions", []):
-            field = (f"Resources.{name}.Properties.ContainerDefinitions[{container.get('Name')}]"
-                     ".LogConfiguration.Options.awslogs-group")
+            field = (
+                f"Resources.{name}.Properties.ContainerDefinitions[{container.get('Name')}]"
+                ".LogConfiguration.Options.awslogs-group"
+            )
             group = container.get("LogConfiguration", {}).get("Options", {}).get("awslogs-group")
             if not (isinstance(group, dict) and group.get("Ref") in log_groups):
                 messages.append(f"{field}: must be !Ref to a log group of this template")

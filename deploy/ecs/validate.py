@@ -42,8 +42,11 @@ def botocore_messages(task_definition):
     model = botocore.session.get_session().get_service_model("ecs")
     shape = model.operation_model("RegisterTaskDefinition").input_shape
     report = botocore.validate.ParamValidator().validate(task_definition, shape)
-    return [f"botocore: {line}" for line in report.generate_report().splitlines() if line.strip()] \
-        if report.has_errors() else []
+    return (
+        [f"botocore: {line}" for line in report.generate_report().splitlines() if line.strip()]
+        if report.has_errors()
+        else []
+    )
 
 
 def all_rules():
@@ -56,8 +59,9 @@ def rule_messages(template, task_definition):
 
 def validate(template_path, task_definition):
     template = cfn_template.load(template_path)
-    return (cfn_lint_messages(template_path) + botocore_messages(task_definition)
-            + rule_messages(template, task_definition))
+    return (
+        cfn_lint_messages(template_path) + botocore_messages(task_definition) + rule_messages(template, task_definition)
+    )
 
 
 def rendered(template_path, images_file, environ):
@@ -76,8 +80,9 @@ def rendered(template_path, images_file, environ):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", default=render.TEMPLATE, type=Path)
-    parser.add_argument("--task-definition", type=Path,
-                        help="a task definition JSON file to check instead of rendering the template's")
+    parser.add_argument(
+        "--task-definition", type=Path, help="a task definition JSON file to check instead of rendering the template's"
+    )
     parser.add_argument("--images-file", type=Path, help=f"default: {pushed_images.DEFAULT_FILE}")
     args = parser.parse_args(argv)
     try:

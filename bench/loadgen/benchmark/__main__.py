@@ -23,8 +23,14 @@ def machine_facts(cores):
         "cores": cores,
         "memory_gib": round(pages / 2**30),
         "kernel": f"Linux {platform.release()}",
-        "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")), "unknown"),
+        "cpu": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown",
+        ),
         "docker": docker.from_env().version()["Version"],
     }
 
@@ -34,8 +40,11 @@ def main(argv=None):
     parser.add_argument("--plan", choices=("full", "quick", "tuning"), default="quick")
     parser.add_argument("--duration", type=int, help="seconds of load per measurement (default: the plan's)")
     parser.add_argument("--out", type=Path, default=Path("/results"))
-    parser.add_argument("--render-only", action="store_true",
-                        help="measure nothing: judge the targets and write the report and plots from OUT/results.json")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: judge the targets and write the report and plots from OUT/results.json",
+    )
     args = parser.parse_args(argv)
     if args.render_only:
         result = json.loads((args.out / "results.json").read_text())
@@ -52,14 +61,22 @@ def main(argv=None):
         return compare_tunings(containers, cores, args.duration or 3, args.out)
     plan = make_plan(args.plan, cores, args.duration)
     runner = Runner(plan, containers, cores)
-    print(f"benchmark: plan {plan.name}, {runner.progress.total} measurements of {plan.duration}s "
-          f"on {len(plan.servers)} servers, about {runner.progress.estimate_left() / 60:.0f} min", flush=True)
+    print(
+        f"benchmark: plan {plan.name}, {runner.progress.total} measurements of {plan.duration}s "
+        f"on {len(plan.servers)} servers, about {runner.progress.estimate_left() / 60:.0f} min",
+        flush=True,
+    )
     rows = add_bounds(runner.run(), plan, cores, runner.compute_ms)
 
     result = {
         "machine": machine_facts(cores),
-        "plan": {"name": plan.name, "duration": plan.duration, "clients": list(plan.clients),
-                 "paired_rounds": plan.paired_rounds, "paired_duration": plan.paired_duration},
+        "plan": {
+            "name": plan.name,
+            "duration": plan.duration,
+            "clients": list(plan.clients),
+            "paired_rounds": plan.paired_rounds,
+            "paired_duration": plan.paired_duration,
+        },
         "compute_ms": runner.compute_ms or 0.0,
         "settings": runner.settings,
         "failures": runner.failures,
@@ -81,8 +98,9 @@ def compare_tunings(containers, cores, duration, folder, rounds=3):
     measured = tuning.compare(containers, variants, rounds, duration)
     summary = tuning.summarize(measured, variants[0].name)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tuning.json").write_text(json.dumps({"machine": machine_facts(cores), "summary": summary,
-                                                    "measured": measured}, indent=1) + "\n")
+    (folder / "tuning.json").write_text(
+        json.dumps({"machine": machine_facts(cores), "summary": summary, "measured": measured}, indent=1) + "\n"
+    )
     text = tuning.render(summary, rounds, duration)
     (folder / "tuning.md").write_text(text)
     print(text, flush=True)
@@ -91,8 +109,13 @@ def compare_tunings(containers, cores, duration, folder, rounds=3):
 
 def write(result, folder):
     """Judge the targets, then write results.json, report.md and the plots; 1 if a server failed."""
-    result["targets"] = targets.check_all(result["rows"], result.get("paired"), result.get("paired_cpu"),
-                                          result.get("paired_runs"), result.get("mixed_runoff"))
+    result["targets"] = targets.check_all(
+        result["rows"],
+        result.get("paired"),
+        result.get("paired_cpu"),
+        result.get("paired_runs"),
+        result.get("mixed_runoff"),
+    )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (folder / "report.md").write_text(report.render(result))

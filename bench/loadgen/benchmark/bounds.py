@@ -44,8 +44,10 @@ def shortfall_reason(row, clients_waiting_beyond_run=False):
     reasons = []
     errors = row["errors"]
     if errors["connect"]:
-        reasons.append(f"{errors['connect']} connections refused or reset: the server's accept queue "
-                       f"or connection limit is smaller than {row['clients']} clients")
+        reasons.append(
+            f"{errors['connect']} connections refused or reset: the server's accept queue "
+            f"or connection limit is smaller than {row['clients']} clients"
+        )
     if errors["read"] or errors["write"]:
         reasons.append(f"{errors['read'] + errors['write']} connections dropped mid-request")
     if errors["status"]:
@@ -56,13 +58,17 @@ def shortfall_reason(row, clients_waiting_beyond_run=False):
     if row.get("requests") == 0:
         reasons.append("no request completed within the run: each waited behind too many others")
     elif answered is not None and stalled(row):
-        reasons.append(f"only about {answered:.0f} of {row['clients']} clients got answers during the run: "
-                       "the others waited in a queue or on a stalled worker")
+        reasons.append(
+            f"only about {answered:.0f} of {row['clients']} clients got answers during the run: "
+            "the others waited in a queue or on a stalled worker"
+        )
     elif clients_waiting_beyond_run:
         reasons.append("most requests queued longer than the run lasted, so few completed")
     if row["bound_kind"] == "cpu":
-        reasons.append("CPU-bound: the 2 cores are shared with the load generator"
-                       + (" and nginx" if row["via"] == "nginx" else ""))
+        reasons.append(
+            "CPU-bound: the 2 cores are shared with the load generator"
+            + (" and nginx" if row["via"] == "nginx" else "")
+        )
     if not reasons:
         reasons.append("per-request overhead of the server on top of the wait")
     return "; ".join(reasons)

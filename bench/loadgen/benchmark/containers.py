@@ -42,7 +42,11 @@ class Containers:
 
     def _run(self, image, alias, **options):
         container = self.client.containers.create(
-            image, name=f"flask-stack-bench-{alias}", labels={LABEL: "1"}, detach=True, **options,
+            image,
+            name=f"flask-stack-bench-{alias}",
+            labels={LABEL: "1"},
+            detach=True,
+            **options,
         )
         self.client.networks.get(self.network).connect(container, aliases=[alias])
         container.start()

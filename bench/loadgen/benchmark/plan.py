@@ -49,12 +49,16 @@ SLEEP = Endpoint("sleep", f"/api/sleep/{IO_WAIT_MS}", io_ms=IO_WAIT_MS)
 OUTBOUND = Endpoint("outbound", f"/api/outbound/{IO_WAIT_MS}", io_ms=IO_WAIT_MS)
 COMPUTE = Endpoint("compute", f"/api/compute/{COMPUTE_ROUNDS}", cpu_bound=True)
 # A day of a typical API: mostly quick answers, some waiting on IO, a little CPU work.
-MIXED = Endpoint("mixed", "/", mix=(
-    "50:/healthz",
-    "20:/api/sleep/50",
-    "20:/api/outbound/50",
-    "10:/api/compute/5000",
-))
+MIXED = Endpoint(
+    "mixed",
+    "/",
+    mix=(
+        "50:/healthz",
+        "20:/api/sleep/50",
+        "20:/api/outbound/50",
+        "10:/api/compute/5000",
+    ),
+)
 
 
 def gunicorn(worker_class, workers, threads=1, *, seed=True, default=False):
@@ -72,7 +76,17 @@ def default_server(cpus):
 
 
 def flask_dev():
-    command = ("flask", "--app", "stack.wsgi:application", "run", "--host", "0.0.0.0", "--port", "8000", "--with-threads")
+    command = (
+        "flask",
+        "--app",
+        "stack.wsgi:application",
+        "run",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--with-threads",
+    )
     return Server("flask dev server (threaded)", "flask-dev", command=command, seed=True)
 
 
@@ -84,8 +98,16 @@ def waitress(threads):
 def uwsgi(processes, threads):
     command = (
         # The HTTP/1.1 socket keeps connections alive, like every other server here.
-        "uwsgi", "--http11-socket", ":8000", "--module", "stack.wsgi:application", "--master",
-        "--processes", str(processes), "--threads", str(threads),
+        "uwsgi",
+        "--http11-socket",
+        ":8000",
+        "--module",
+        "stack.wsgi:application",
+        "--master",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
         # uWSGI otherwise reloads on SIGTERM instead of stopping.
         "--die-on-term",
     )
@@ -94,10 +116,20 @@ def uwsgi(processes, threads):
 
 
 def uvicorn(workers):
-    command = ("uvicorn", "asgi_reference:app", "--host", "0.0.0.0", "--port", "8000", "--workers", str(workers),
-               # Longer than nginx's upstream keepalive_timeout (5s), as the stack's gunicorn is
-               # (GUNICORN_KEEPALIVE): otherwise both close idle connections at the same moment.
-               "--timeout-keep-alive", "75")
+    command = (
+        "uvicorn",
+        "asgi_reference:app",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--workers",
+        str(workers),
+        # Longer than nginx's upstream keepalive_timeout (5s), as the stack's gunicorn is
+        # (GUNICORN_KEEPALIVE): otherwise both close idle connections at the same moment.
+        "--timeout-keep-alive",
+        "75",
+    )
     return Server(f"uvicorn+starlette w{workers} (ASGI reference)", "uvicorn", command=command, processes=workers)
 
 
@@ -118,8 +150,15 @@ def full_servers(cpus):
 
 
 def quick_servers(cpus):
-    return [flask_dev(), waitress(4), uwsgi(4, 1), gunicorn("sync", 4), gunicorn("gthread", 2, 4),
-            default_server(cpus), uvicorn(cpus)]
+    return [
+        flask_dev(),
+        waitress(4),
+        uwsgi(4, 1),
+        gunicorn("sync", 4),
+        gunicorn("gthread", 2, 4),
+        default_server(cpus),
+        uvicorn(cpus),
+    ]
 
 
 def tuning_variants(cpus):
@@ -183,11 +222,27 @@ class Plan:
 
 def make_plan(name, cpus, duration=None):
     if name == "full":
-        return Plan("full", tuple(full_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
-                    clients=(16, 64, 256, 1000), mixed_clients=(64,), duration=duration or 2, warmup=1,
-                    paired_rounds=5, paired_duration=5)
+        return Plan(
+            "full",
+            tuple(full_servers(cpus)),
+            (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
+            clients=(16, 64, 256, 1000),
+            mixed_clients=(64,),
+            duration=duration or 2,
+            warmup=1,
+            paired_rounds=5,
+            paired_duration=5,
+        )
     if name == "quick":
-        return Plan("quick", tuple(quick_servers(cpus)), (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
-                    clients=(64, 1000), mixed_clients=(64,), duration=duration or 1, warmup=1, paired_rounds=2,
-                    paired_duration=2)
+        return Plan(
+            "quick",
+            tuple(quick_servers(cpus)),
+            (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
+            clients=(64, 1000),
+            mixed_clients=(64,),
+            duration=duration or 1,
+            warmup=1,
+            paired_rounds=2,
+            paired_duration=2,
+        )
     raise ValueError(f"unknown plan {name!r}: full or quick")

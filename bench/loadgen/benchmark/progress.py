@@ -26,5 +26,9 @@ class Progress:
     def step(self, label, outcome):
         self.done += 1
         elapsed = time.monotonic() - self.started
-        print(f"[{self.done:>4}/{self.total}] {label:<62} {outcome:<38} "
-              f"elapsed {clock(elapsed)}, about {clock(self.estimate_left())} left", file=self.out, flush=True)
+        print(
+            f"[{self.done:>4}/{self.total}] {label:<62} {outcome:<38} "
+            f"elapsed {clock(elapsed)}, about {clock(self.estimate_left())} left",
+            file=self.out,
+            flush=True,
+        )

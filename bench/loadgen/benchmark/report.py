@@ -39,21 +39,32 @@ def cell(row):
 def claims(rows):
     """The seed articles' claims next to what this run measured."""
     lines = []
-    asgi = next((r for r in rows if r["family"] == "uvicorn" and r["endpoint"] == "trivial"
-                 and r["via"] == "nginx" and r["clients"] == 64), None)
+    asgi = next(
+        (
+            r
+            for r in rows
+            if r["family"] == "uvicorn" and r["endpoint"] == "trivial" and r["via"] == "nginx" and r["clients"] == 64
+        ),
+        None,
+    )
     uwsgi = find(rows, "trivial", 64, "nginx", server="uwsgi p4")
     default = find(rows, "trivial", 64, "nginx", default=True)
     if asgi and uwsgi and uwsgi["rps"]:
-        lines.append(f"- \"ASGI is 8x faster than uWSGI + nginx + Flask\": uvicorn+Starlette behind nginx did "
-                     f"{asgi['rps'] / uwsgi['rps']:.1f}x uWSGI (4 processes) behind nginx on the trivial endpoint, "
-                     "64 clients.")
+        lines.append(
+            f'- "ASGI is 8x faster than uWSGI + nginx + Flask": uvicorn+Starlette behind nginx did '
+            f"{asgi['rps'] / uwsgi['rps']:.1f}x uWSGI (4 processes) behind nginx on the trivial endpoint, "
+            "64 clients."
+        )
     if asgi and default and default["rps"]:
-        lines.append("- The same ASGI reference vs this stack's default configuration: "
-                     f"{asgi['rps'] / default['rps']:.1f}x.")
+        lines.append(
+            f"- The same ASGI reference vs this stack's default configuration: {asgi['rps'] / default['rps']:.1f}x."
+        )
     dev = find(rows, "sleep", 64, "direct", server="flask dev server (threaded)")
     if dev and default:
-        lines.append(f"- \"Flask's own server is not for production\": threaded, it kept up on sleep/100 at 64 clients "
-                     f"({dev['rps']:,.0f} rps); see its errors at 1000 clients, and the README for what it lacks.")
+        lines.append(
+            f'- "Flask\'s own server is not for production": threaded, it kept up on sleep/100 at 64 clients '
+            f"({dev['rps']:,.0f} rps); see its errors at 1000 clients, and the README for what it lacks."
+        )
     return lines
 
 
@@ -64,13 +75,18 @@ def cpu_breakdown(paired, paired_cpu):
     """A table of the median CPU microseconds per request of each part, for each paired measurement."""
     if not any(paired_cpu.values()):
         return []
-    out = ["", "## Where the CPU goes (paired rounds)", "",
-           "CPU microseconds per request, medians of the rounds. The server and nginx are their containers' "
-           "CPU time, wrk its own; the rest is the machine's busy time that none of them used (Docker's log "
-           "pipeline, the kernel's network path between containers, anything else running). With every part "
-           "on the same cores, a ratio of throughputs is about the inverse ratio of the machine's column.", "",
-           "| measurement | requests/s | " + " | ".join(label for _, label in CPU_PARTS) + " |",
-           "| --- | --- | " + " | ".join("---" for _ in CPU_PARTS) + " |"]
+    out = [
+        "",
+        "## Where the CPU goes (paired rounds)",
+        "",
+        "CPU microseconds per request, medians of the rounds. The server and nginx are their containers' "
+        "CPU time, wrk its own; the rest is the machine's busy time that none of them used (Docker's log "
+        "pipeline, the kernel's network path between containers, anything else running). With every part "
+        "on the same cores, a ratio of throughputs is about the inverse ratio of the machine's column.",
+        "",
+        "| measurement | requests/s | " + " | ".join(label for _, label in CPU_PARTS) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in CPU_PARTS) + " |",
+    ]
     for name, rounds in paired_cpu.items():
         if not rounds:
             continue
@@ -89,8 +105,11 @@ def render(result):
         f"{machine['memory_gib']} GiB, {machine['kernel']}, "
         f"Docker {machine['docker']}. Load generator: wrk ({plan['duration']}s per measurement, keep-alive "
         f"connections = clients), in a container on the benchmark's compose network like every server."
-        + (f" The targets' paired rounds: {plan['paired_rounds']} of {plan['paired_duration']}s per measurement."
-           if plan.get("paired_rounds") else ""),
+        + (
+            f" The targets' paired rounds: {plan['paired_rounds']} of {plan['paired_duration']}s per measurement."
+            if plan.get("paired_rounds")
+            else ""
+        ),
         f"One compute request costs {result['compute_ms']:.2f} ms of CPU (measured, one at a time).",
         "",
         "## Targets",
@@ -103,17 +122,26 @@ def render(result):
         out += ["", "Servers that failed to run:", ""] + [f"- {failure}" for failure in result["failures"]]
     out += cpu_breakdown(result.get("paired", {}), result.get("paired_cpu", {}))
     out += ["", "## The seed articles' claims", ""] + (claims(rows) or ["- not measured in this plan"])
-    out += ["", "## Every measurement", "",
-            "Each cell: requests/s · p99 latency · fraction of the theoretical bound (where one applies) · errors.",
-            "† fewer than half the clients got an answer during the run (clients answered = requests/s x mean "
-            "latency): the others waited in a queue, or on a worker that stalled; their wait is in no percentile."]
+    out += [
+        "",
+        "## Every measurement",
+        "",
+        "Each cell: requests/s · p99 latency · fraction of the theoretical bound (where one applies) · errors.",
+        "† fewer than half the clients got an answer during the run (clients answered = requests/s x mean "
+        "latency): the others waited in a queue, or on a worker that stalled; their wait is in no percentile.",
+    ]
     for endpoint, title in ENDPOINT_TITLES.items():
         these = [row for row in rows if row["endpoint"] == endpoint]
         if not these:
             continue
         clients = sorted({row["clients"] for row in these})
-        out += ["", f"### {title}", "", "| server | via | " + " | ".join(f"{c} clients" for c in clients) + " |",
-                "| --- | --- | " + " | ".join("---" for _ in clients) + " |"]
+        out += [
+            "",
+            f"### {title}",
+            "",
+            "| server | via | " + " | ".join(f"{c} clients" for c in clients) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in clients) + " |",
+        ]
         seen = []
         for row in these:
             if (row["server"], row["via"]) not in seen:
@@ -125,8 +153,11 @@ def render(result):
     short = [row for row in rows if row["seed"] and row.get("shortfall")]
     if short:
         out += ["", "## Seed configurations below 90% of their bound, and why", ""]
-        out += [f"- {row['server']}, {row['via']}, {row['endpoint']}, {row['clients']} clients: "
-                f"{row['fraction']:.0%} of {row['bound_rps']:,.0f} rps. {row['shortfall']}." for row in short]
+        out += [
+            f"- {row['server']}, {row['via']}, {row['endpoint']}, {row['clients']} clients: "
+            f"{row['fraction']:.0%} of {row['bound_rps']:,.0f} rps. {row['shortfall']}."
+            for row in short
+        ]
     settings = {name: line for name, line in result["settings"].items() if line}
     if settings:
         out += ["", "## gunicorn's effective settings, as each server logged them", ""]

@@ -97,8 +97,9 @@ class Runner:
         if len(candidates) < 2:
             return
         try:
-            self.runoff = runoff.run(self.containers, candidates, self.plan.paired_rounds,
-                                     self.plan.paired_duration, self.progress)
+            self.runoff = runoff.run(
+                self.containers, candidates, self.plan.paired_rounds, self.plan.paired_duration, self.progress
+            )
         except Exception as error:
             self.failures.append(f"mixed runoff: {error}")
             print(f"!! mixed runoff: {error}", flush=True)
@@ -137,7 +138,8 @@ class Runner:
                 measured = wrk.run(PAIRED[name], paired_clients(name), self.plan.paired_duration)
                 self.paired_cpu[name].append(per_request_us(before, meter.snapshot(), measured["requests"]))
                 self.paired_runs[name].append(
-                    {"rps": measured["rps"], "p99_ms": measured["p99_ms"], "errors": measured["errors"]})
+                    {"rps": measured["rps"], "p99_ms": measured["p99_ms"], "errors": measured["errors"]}
+                )
                 self.progress.step(f"paired round {number + 1}: {name}", outcome(measured))
                 settles(NGINX + TRIVIAL.path)
 
@@ -158,14 +160,30 @@ class Runner:
         return base, web
 
     def record(self, server, via, endpoint, clients, measured):
-        row = {"server": server.name, "family": server.family, "seed": server.seed, "default": server.default,
-               "via": via, "endpoint": endpoint, "clients": clients, **measured}
+        row = {
+            "server": server.name,
+            "family": server.family,
+            "seed": server.seed,
+            "default": server.default,
+            "via": via,
+            "endpoint": endpoint,
+            "clients": clients,
+            **measured,
+        }
         self.rows.append(row)
         self.progress.step(f"{server.name} {via} {endpoint} c={clients}", outcome(measured))
 
     def record_static(self, name, via, clients, measured):
-        row = {"server": name, "family": "static", "seed": False, "default": False,
-               "via": via, "endpoint": "static", "clients": clients, **measured}
+        row = {
+            "server": name,
+            "family": "static",
+            "seed": False,
+            "default": False,
+            "via": via,
+            "endpoint": "static",
+            "clients": clients,
+            **measured,
+        }
         self.rows.append(row)
         self.progress.step(f"{name} c={clients}", outcome(measured))
 
@@ -188,13 +206,22 @@ def add_bounds(rows, plan, cores, compute_ms):
         server, endpoint = servers.get(row["server"]), endpoints.get(row["endpoint"])
         bound = kind = None
         if server and endpoint and (compute_ms or not endpoint.cpu_bound):
-            bound, kind = bounds.bound_for(server, endpoint, row["clients"], cores=cores, compute_ms=compute_ms,
-                                           cpu_ceiling=ceilings.get((row["server"], row["via"])))
+            bound, kind = bounds.bound_for(
+                server,
+                endpoint,
+                row["clients"],
+                cores=cores,
+                compute_ms=compute_ms,
+                cpu_ceiling=ceilings.get((row["server"], row["via"])),
+            )
         row["bound_rps"] = bound
         row["bound_kind"] = kind
         row["fraction"] = row["rps"] / bound if bound else None
         queued_too_long = bool(
-            server and endpoint and endpoint.io_ms and server.slots
+            server
+            and endpoint
+            and endpoint.io_ms
+            and server.slots
             and row["clients"] / server.slots * endpoint.io_ms / 1000 > plan.duration / 2
         )
         row["shortfall"] = bounds.shortfall_reason(row, queued_too_long)

@@ -18,13 +18,15 @@ RIVALS = 2
 def candidates(rows, servers):
     """The default server, then the RIVALS other Flask servers with the most requests/s in
     their single mixed run behind nginx. The ASGI reference is not a Flask configuration."""
-    rps = {row["server"]: row["rps"] for row in rows
-           if row["endpoint"] == MIXED.name and row["via"] == "nginx" and row["clients"] == CLIENTS}
+    rps = {
+        row["server"]: row["rps"]
+        for row in rows
+        if row["endpoint"] == MIXED.name and row["via"] == "nginx" and row["clients"] == CLIENTS
+    }
     default = next((server for server in servers if server.default and server.name in rps), None)
     if default is None:
         return []
-    others = [server for server in servers
-              if not server.default and server.family != "uvicorn" and server.name in rps]
+    others = [server for server in servers if not server.default and server.family != "uvicorn" and server.name in rps]
     others.sort(key=lambda server: rps[server.name], reverse=True)
     return [default, *others[:RIVALS]]
 
@@ -33,6 +35,10 @@ def run(containers, servers, rounds, duration, progress=None):
     """{"default": name, "rounds": {server name: [{rps, p99_ms, errors} per round]}}."""
     label = WORKLOAD[0]
     measured = tuning.compare(containers, servers, rounds, duration, (WORKLOAD,), progress)
-    return {"default": servers[0].name,
-            "rounds": {name: [{key: run[key] for key in ("rps", "p99_ms", "errors")} for run in workloads[label]]
-                       for name, workloads in measured.items()}}
+    return {
+        "default": servers[0].name,
+        "rounds": {
+            name: [{key: run[key] for key in ("rps", "p99_ms", "errors")} for run in workloads[label]]
+            for name, workloads in measured.items()
+        },
+    }

@@ -16,8 +16,12 @@ MIXED_WITHIN = 0.05
 
 def find(rows, endpoint, clients, via, *, server=None, default=False):
     for row in rows:
-        if (row["endpoint"] == endpoint and row["clients"] == clients and row["via"] == via
-                and (row["default"] if default else row["server"] == server)):
+        if (
+            row["endpoint"] == endpoint
+            and row["clients"] == clients
+            and row["via"] == via
+            and (row["default"] if default else row["server"] == server)
+        ):
             return row
     return None
 
@@ -70,20 +74,27 @@ BARE_PROXY = "trivial, bare nginx proxy"
 
 def full_stack_vs_direct(rows, paired=None, paired_cpu=None):
     result = ratio_target(
-        "Full stack vs the same gunicorn direct (trivial, 64 clients)", FULL_STACK_MIN, f">= {FULL_STACK_MIN:.2f}",
-        "{:.2f}".format, ("trivial nginx", "trivial direct"),
-        (find(rows, "trivial", 64, "nginx", default=True), find(rows, "trivial", 64, "direct", default=True)), paired,
+        "Full stack vs the same gunicorn direct (trivial, 64 clients)",
+        FULL_STACK_MIN,
+        f">= {FULL_STACK_MIN:.2f}",
+        "{:.2f}".format,
+        ("trivial nginx", "trivial direct"),
+        (find(rows, "trivial", 64, "nginx", default=True), find(rows, "trivial", 64, "direct", default=True)),
+        paired,
     )
     bare, _ = paired_ratio(paired or {}, BARE_PROXY, "trivial direct")
     if bare is not None:
-        result["measured"] += (f"; an nginx that only proxies (no log, no added headers, no limits), in the same "
-                               f"rounds: {bare:.2f}")
+        result["measured"] += (
+            f"; an nginx that only proxies (no log, no added headers, no limits), in the same rounds: {bare:.2f}"
+        )
     direct = median_cpu(paired_cpu, "trivial direct", MACHINE)
     proxied = median_cpu(paired_cpu, "trivial nginx", MACHINE)
     nginx = median_cpu(paired_cpu, "trivial nginx", "nginx")
     if direct and proxied:
-        result["measured"] += (f"; the machine's CPU per request: {direct:.0f} µs direct, {proxied:.0f} µs through "
-                               f"nginx, {nginx:.0f} µs of it nginx's own (see Where the CPU goes)")
+        result["measured"] += (
+            f"; the machine's CPU per request: {direct:.0f} µs direct, {proxied:.0f} µs through "
+            f"nginx, {nginx:.0f} µs of it nginx's own (see Where the CPU goes)"
+        )
     return result
 
 
@@ -91,14 +102,22 @@ def static_ratios(rows, paired=None):
     nginx = find(rows, "static", 64, "nginx", server="nginx static")
     return [
         ratio_target(
-            "Static file: nginx vs Flask through gunicorn (64 clients)", STATIC_VS_FLASK_MIN,
-            f">= {STATIC_VS_FLASK_MIN:.0f}x", "{:.1f}x".format, ("nginx static", "flask static"),
-            (nginx, find(rows, "static", 64, "direct", server="flask static")), paired,
+            "Static file: nginx vs Flask through gunicorn (64 clients)",
+            STATIC_VS_FLASK_MIN,
+            f">= {STATIC_VS_FLASK_MIN:.0f}x",
+            "{:.1f}x".format,
+            ("nginx static", "flask static"),
+            (nginx, find(rows, "static", 64, "direct", server="flask static")),
+            paired,
         ),
         ratio_target(
-            "Static file via nginx vs nginx's own return 200 (64 clients)", STATIC_VS_RETURN_200_MIN,
-            f">= {STATIC_VS_RETURN_200_MIN}", "{:.2f}".format, ("nginx static", "nginx return 200"),
-            (nginx, find(rows, "static", 64, "nginx", server="nginx return 200")), paired,
+            "Static file via nginx vs nginx's own return 200 (64 clients)",
+            STATIC_VS_RETURN_200_MIN,
+            f">= {STATIC_VS_RETURN_200_MIN}",
+            "{:.2f}".format,
+            ("nginx static", "nginx return 200"),
+            (nginx, find(rows, "static", 64, "nginx", server="nginx return 200")),
+            paired,
         ),
     ]
 
@@ -126,7 +145,8 @@ def sleep_at_1000(rows, paired=None, paired_runs=None):
         # A round whose trivial run got no answer at all (a stalled server) has no ceiling.
         source = f", medians of {len(runs)} paired rounds; each round: " + ", ".join(
             f"{run['rps'] / bound_of(c):.2f}" if bound_of(c) else "no ceiling"
-            for run, c in zip(runs, ceilings, strict=False))
+            for run, c in zip(runs, ceilings, strict=False)
+        )
     else:
         row = find(rows, "sleep", 1000, "nginx", default=True)
         if not row or row["fraction"] is None:
@@ -140,8 +160,10 @@ def sleep_at_1000(rows, paired=None, paired_runs=None):
     # latency is N / throughput. Under the bound, no p99 can be shorter than that mean.
     floor_ms = 1000 * 1000 / bound if bound else 0.0
     if floor_ms > SLEEP_P99_MAX_MS:
-        measured += (f"; at most {bound:.0f} rps, 1000 clients wait {floor_ms:.0f} ms on average "
-                     f"(clients / throughput), so a p99 of {SLEEP_P99_MAX_MS} ms is out of reach on this machine")
+        measured += (
+            f"; at most {bound:.0f} rps, 1000 clients wait {floor_ms:.0f} ms on average "
+            f"(clients / throughput), so a p99 of {SLEEP_P99_MAX_MS} ms is out of reach on this machine"
+        )
     return check(name, holds, measured, wanted)
 
 
@@ -172,11 +194,16 @@ def mixed_default_is_best(rows, runoff=None):
         ratio = default_rps / best_rps if best_rps else 0
         rounds = len(runoff["rounds"][runoff["default"]])
         others = ", ".join(f"{server} {rps:,.0f}" for server, rps in table.items())
-        measured = (f"{ratio:.2f} of the best (medians of {rounds} paired rounds of the default and the best "
-                    f"others of the single runs, requests/s: {others})")
+        measured = (
+            f"{ratio:.2f} of the best (medians of {rounds} paired rounds of the default and the best "
+            f"others of the single runs, requests/s: {others})"
+        )
         return check(name, ratio >= 1 - MIXED_WITHIN, measured, wanted)
-    candidates = [row for row in rows if row["endpoint"] == "mixed" and row["via"] == "nginx"
-                  and row["clients"] == 64 and row["family"] != "uvicorn"]
+    candidates = [
+        row
+        for row in rows
+        if row["endpoint"] == "mixed" and row["via"] == "nginx" and row["clients"] == 64 and row["family"] != "uvicorn"
+    ]
     default = next((row for row in candidates if row["default"]), None)
     if not default or not candidates:
         return not_measured(name, wanted)
@@ -189,6 +216,10 @@ def mixed_default_is_best(rows, runoff=None):
 
 
 def check_all(rows, paired=None, paired_cpu=None, paired_runs=None, runoff=None):
-    return [full_stack_vs_direct(rows, paired, paired_cpu), *static_ratios(rows, paired),
-            sleep_at_1000(rows, paired, paired_runs),
-            seed_rows_near_bound(rows), mixed_default_is_best(rows, runoff)]
+    return [
+        full_stack_vs_direct(rows, paired, paired_cpu),
+        *static_ratios(rows, paired),
+        sleep_at_1000(rows, paired, paired_runs),
+        seed_rows_near_bound(rows),
+        mixed_default_is_best(rows, runoff),
+    ]

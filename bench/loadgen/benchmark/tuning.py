@@ -48,8 +48,10 @@ def compare(containers, variants, rounds, duration, workloads=WORKLOADS, progres
                     url = bases[index][via] + endpoint.path
                     result = wrk.run(url, clients, duration, endpoint.mix)
                     measured[variant.name][label].append(result)
-                    progress.step(f"round {number + 1}: {variant.name}: {label}",
-                                  f"{result['rps']:>8.0f} rps  p99 {result['p99_ms']:>7.1f} ms")
+                    progress.step(
+                        f"round {number + 1}: {variant.name}: {label}",
+                        f"{result['rps']:>8.0f} rps  p99 {result['p99_ms']:>7.1f} ms",
+                    )
                     settles(bases[index][via] + TRIVIAL.path)
     finally:
         containers.remove_leftovers()

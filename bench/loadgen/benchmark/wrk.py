@@ -13,8 +13,18 @@ def command(url, clients, duration, mix=()):
     """wrk's argument list: one thread per core, `clients` keep-alive connections."""
     script = f"{SCRIPTS}/mixed.lua" if mix else f"{SCRIPTS}/report.lua"
     args = [
-        "wrk", "--threads", str(min(2, clients)), "--connections", str(clients),
-        "--duration", f"{duration}s", "--timeout", f"{REQUEST_TIMEOUT_S}s", "--script", script, url,
+        "wrk",
+        "--threads",
+        str(min(2, clients)),
+        "--connections",
+        str(clients),
+        "--duration",
+        f"{duration}s",
+        "--timeout",
+        f"{REQUEST_TIMEOUT_S}s",
+        "--script",
+        script,
+        url,
     ]
     if mix:
         args += ["--", *mix]
@@ -26,7 +36,7 @@ def parse(output):
     line = next((line for line in output.splitlines() if line.startswith(MARKER)), None)
     if line is None:
         raise ValueError(f"wrk printed no result line:\n{output[-2000:]}")
-    raw = json.loads(line[len(MARKER):])
+    raw = json.loads(line[len(MARKER) :])
     seconds = raw["duration_us"] / 1e6
     good = raw["requests"] - raw["status_errors"]
     # Little's law: clients kept busy = answers per second x mean time to answer. Clients
@@ -52,8 +62,11 @@ def parse(output):
 def run(url, clients, duration, mix=()):
     """Load `url` for `duration` seconds; never waits much beyond that."""
     result = subprocess.run(
-        command(url, clients, duration, mix), capture_output=True, text=True,
-        timeout=duration + REQUEST_TIMEOUT_S + 10, check=False,
+        command(url, clients, duration, mix),
+        capture_output=True,
+        text=True,
+        timeout=duration + REQUEST_TIMEOUT_S + 10,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr.strip() or result.stdout[-500:]}")

@@ -14,9 +14,12 @@ def run_deploy(images_file, **environment):
 
 
 def test_the_dry_run_prints_the_deploy_command_with_both_digests(images, images_file):
-    result = run_deploy(images_file, ECS_STACK_NAME="shop",
-                        ECS_PARAMETERS="CertificateArn=arn:aws:acm:eu-west-1:123456789012:certificate/abc "
-                                       "VpcId=vpc-0123 VpcCidr=10.0.0.0/16")
+    result = run_deploy(
+        images_file,
+        ECS_STACK_NAME="shop",
+        ECS_PARAMETERS="CertificateArn=arn:aws:acm:eu-west-1:123456789012:certificate/abc "
+        "VpcId=vpc-0123 VpcCidr=10.0.0.0/16",
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
@@ -53,9 +56,20 @@ def test_an_image_not_pinned_by_digest_is_refused(images_file, image):
 def test_make_ecs_deploy_dry_run_prints_the_same_command(images, images_file):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PUSHED_", "ECS_", "MAKE"))}
     result = subprocess.run(
-        ["make", "--no-print-directory", "--silent", "ecs-deploy", "DRY_RUN=1", f"PUSHED_IMAGES_FILE={images_file}",
-         "ECS_PARAMETERS=VpcId=vpc-0123 VpcCidr=10.0.0.0/16"],
-        cwd=DEPLOY.parents[2], env=env, capture_output=True, text=True, check=False,
+        [
+            "make",
+            "--no-print-directory",
+            "--silent",
+            "ecs-deploy",
+            "DRY_RUN=1",
+            f"PUSHED_IMAGES_FILE={images_file}",
+            "ECS_PARAMETERS=VpcId=vpc-0123 VpcCidr=10.0.0.0/16",
+        ],
+        cwd=DEPLOY.parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr

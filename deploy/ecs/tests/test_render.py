@@ -22,7 +22,10 @@ def test_the_template_renders_a_task_definition_in_the_api_names(capsys, images,
     assert web["image"] == images["PUSHED_WEB_IMAGE"] and nginx["image"] == images["PUSHED_NGINX_IMAGE"]
     # Map keys are data: the awslogs option names keep their spelling.
     assert web["logConfiguration"]["options"] == {
-        "awslogs-group": "/ecs/shop", "awslogs-region": "us-east-2", "awslogs-stream-prefix": "web"}
+        "awslogs-group": "/ecs/shop",
+        "awslogs-region": "us-east-2",
+        "awslogs-stream-prefix": "web",
+    }
     assert {"name": "NGINX_REAL_IP_FROM", "value": "10.20.0.0/16"} in nginx["environment"]
     assert nginx["dependsOn"] == [{"containerName": "web", "condition": "HEALTHY"}]
 

@@ -31,139 +31,251 @@ MUST_EXCEED = "must exceed GUNICORN_DRAIN_SECONDS + GUNICORN_GRACEFUL_TIMEOUT"
 # rule name -> [(case id, break(template, task_definition), text the message must contain)]
 BROKEN_CASES = {
     "rule_health_check_ranges": [
-        ("interval below 5", lambda t, d: container(d, "web")["healthCheck"].update(interval=3),
-         "containerDefinitions[web].healthCheck.interval: 3 is outside 5-300"),
-        ("timeout above 60", lambda t, d: container(d, "nginx")["healthCheck"].update(timeout=61),
-         "containerDefinitions[nginx].healthCheck.timeout: 61 is outside 2-60"),
-        ("retries 0", lambda t, d: container(d, "web")["healthCheck"].update(retries=0),
-         "containerDefinitions[web].healthCheck.retries: 0 is outside 1-10"),
-        ("start period above 300", lambda t, d: container(d, "web")["healthCheck"].update(startPeriod=301),
-         "containerDefinitions[web].healthCheck.startPeriod: 301 is outside 0-300"),
-        ("no health check", lambda t, d: container(d, "nginx").pop("healthCheck"),
-         "containerDefinitions[nginx].healthCheck: missing"),
+        (
+            "interval below 5",
+            lambda t, d: container(d, "web")["healthCheck"].update(interval=3),
+            "containerDefinitions[web].healthCheck.interval: 3 is outside 5-300",
+        ),
+        (
+            "timeout above 60",
+            lambda t, d: container(d, "nginx")["healthCheck"].update(timeout=61),
+            "containerDefinitions[nginx].healthCheck.timeout: 61 is outside 2-60",
+        ),
+        (
+            "retries 0",
+            lambda t, d: container(d, "web")["healthCheck"].update(retries=0),
+            "containerDefinitions[web].healthCheck.retries: 0 is outside 1-10",
+        ),
+        (
+            "start period above 300",
+            lambda t, d: container(d, "web")["healthCheck"].update(startPeriod=301),
+            "containerDefinitions[web].healthCheck.startPeriod: 301 is outside 0-300",
+        ),
+        (
+            "no health check",
+            lambda t, d: container(d, "nginx").pop("healthCheck"),
+            "containerDefinitions[nginx].healthCheck: missing",
+        ),
     ],
     "rule_stop_timeout_within_fargate_limit": [
-        ("above 120", lambda t, d: container(d, "nginx").update(stopTimeout=121),
-         "containerDefinitions[nginx].stopTimeout: 121 is above Fargate's 120"),
+        (
+            "above 120",
+            lambda t, d: container(d, "nginx").update(stopTimeout=121),
+            "containerDefinitions[nginx].stopTimeout: 121 is above Fargate's 120",
+        ),
     ],
     "rule_no_tmpfs_on_fargate": [
-        ("tmpfs", lambda t, d: container(d, "web").update(
-            linuxParameters={"tmpfs": [{"containerPath": "/scratch", "size": 64}]}),
-         "containerDefinitions[web].linuxParameters.tmpfs"),
+        (
+            "tmpfs",
+            lambda t, d: container(d, "web").update(
+                linuxParameters={"tmpfs": [{"containerPath": "/scratch", "size": 64}]}
+            ),
+            "containerDefinitions[web].linuxParameters.tmpfs",
+        ),
     ],
     "rule_containers_have_read_only_root": [
-        ("writable root", lambda t, d: container(d, "nginx").update(readonlyRootFilesystem=False),
-         "containerDefinitions[nginx].readonlyRootFilesystem: must be true"),
+        (
+            "writable root",
+            lambda t, d: container(d, "nginx").update(readonlyRootFilesystem=False),
+            "containerDefinitions[nginx].readonlyRootFilesystem: must be true",
+        ),
     ],
     "rule_containers_run_as_non_root": [
         ("root by number", lambda t, d: container(d, "web").update(user="0:0"), "containerDefinitions[web].user"),
         ("no user", lambda t, d: container(d, "nginx").pop("user"), "containerDefinitions[nginx].user"),
     ],
     "rule_images_pinned_by_digest": [
-        ("tag", lambda t, d: container(d, "web").update(image="flask-stack/web:latest"),
-         "containerDefinitions[web].image"),
+        (
+            "tag",
+            lambda t, d: container(d, "web").update(image="flask-stack/web:latest"),
+            "containerDefinitions[web].image",
+        ),
     ],
     "rule_containers_log_to_awslogs": [
-        ("other driver", lambda t, d: container(d, "web")["logConfiguration"].update(logDriver="json-file"),
-         "containerDefinitions[web].logConfiguration.logDriver: must be awslogs"),
-        ("no stream prefix", lambda t, d: container(d, "nginx")["logConfiguration"]["options"].pop(
-            "awslogs-stream-prefix"),
-         "containerDefinitions[nginx].logConfiguration.options.awslogs-stream-prefix: missing"),
+        (
+            "other driver",
+            lambda t, d: container(d, "web")["logConfiguration"].update(logDriver="json-file"),
+            "containerDefinitions[web].logConfiguration.logDriver: must be awslogs",
+        ),
+        (
+            "no stream prefix",
+            lambda t, d: container(d, "nginx")["logConfiguration"]["options"].pop("awslogs-stream-prefix"),
+            "containerDefinitions[nginx].logConfiguration.options.awslogs-stream-prefix: missing",
+        ),
     ],
     "rule_memory_reservations_fit_task_memory": [
-        ("more than the task", lambda t, d: container(d, "web").update(memoryReservation=4096),
-         "containerDefinitions[*].memoryReservation"),
+        (
+            "more than the task",
+            lambda t, d: container(d, "web").update(memoryReservation=4096),
+            "containerDefinitions[*].memoryReservation",
+        ),
     ],
     "rule_fargate_cpu_memory_pair": [
-        ("memory not allowed with the cpu", lambda t, d: d.update(cpu="256", memory="4096"),
-         "memory: 4096 MiB is not allowed with cpu 256"),
+        (
+            "memory not allowed with the cpu",
+            lambda t, d: d.update(cpu="256", memory="4096"),
+            "memory: 4096 MiB is not allowed with cpu 256",
+        ),
         ("not a Fargate cpu", lambda t, d: d.update(cpu="3072"), "cpu: 3072 is not a Fargate size"),
     ],
     "rule_nginx_waits_for_healthy_web": [
-        ("started only", lambda t, d: container(d, "nginx").update(
-            dependsOn=[{"containerName": "web", "condition": "START"}]),
-         "containerDefinitions[nginx].dependsOn"),
+        (
+            "started only",
+            lambda t, d: container(d, "nginx").update(dependsOn=[{"containerName": "web", "condition": "START"}]),
+            "containerDefinitions[nginx].dependsOn",
+        ),
     ],
     "rule_web_stop_timeout_covers_gunicorn_shutdown": [
-        ("graceful timeout raised", lambda t, d: environment(d, "web", "GUNICORN_GRACEFUL_TIMEOUT", "40"),
-         f"{WEB_STOP} 35 {MUST_EXCEED} = 43"),
-        ("Fargate's default stop timeout when unset",
-         lambda t, d: environment(d, "web", "GUNICORN_GRACEFUL_TIMEOUT", "27")
-         or container(d, "web").pop("stopTimeout"),
-         f"{WEB_STOP} 30 {MUST_EXCEED} = 30"),
-        ("gunicorn's drain default when unset", lambda t, d: environment(d, "web", "GUNICORN_DRAIN_SECONDS", None)
-         or environment(d, "web", "GUNICORN_GRACEFUL_TIMEOUT", "32"),
-         f"{WEB_STOP} 35 {MUST_EXCEED} = 35"),
+        (
+            "graceful timeout raised",
+            lambda t, d: environment(d, "web", "GUNICORN_GRACEFUL_TIMEOUT", "40"),
+            f"{WEB_STOP} 35 {MUST_EXCEED} = 43",
+        ),
+        (
+            "Fargate's default stop timeout when unset",
+            lambda t, d: (
+                environment(d, "web", "GUNICORN_GRACEFUL_TIMEOUT", "27") or container(d, "web").pop("stopTimeout")
+            ),
+            f"{WEB_STOP} 30 {MUST_EXCEED} = 30",
+        ),
+        (
+            "gunicorn's drain default when unset",
+            lambda t, d: (
+                environment(d, "web", "GUNICORN_DRAIN_SECONDS", None)
+                or environment(d, "web", "GUNICORN_GRACEFUL_TIMEOUT", "32")
+            ),
+            f"{WEB_STOP} 35 {MUST_EXCEED} = 35",
+        ),
     ],
     "rule_nginx_upstream_is_web_on_loopback": [
-        ("compose's service name", lambda t, d: environment(d, "nginx", "WEB_UPSTREAM", "web:8000"),
-         "containerDefinitions[nginx].environment.WEB_UPSTREAM: 'web:8000' must be 127.0.0.1:8000"),
-        ("gunicorn on another port", lambda t, d: environment(d, "web", "GUNICORN_PORT", "9000"),
-         "containerDefinitions[web].portMappings: must declare gunicorn's port 9000"),
+        (
+            "compose's service name",
+            lambda t, d: environment(d, "nginx", "WEB_UPSTREAM", "web:8000"),
+            "containerDefinitions[nginx].environment.WEB_UPSTREAM: 'web:8000' must be 127.0.0.1:8000",
+        ),
+        (
+            "gunicorn on another port",
+            lambda t, d: environment(d, "web", "GUNICORN_PORT", "9000"),
+            "containerDefinitions[web].portMappings: must declare gunicorn's port 9000",
+        ),
     ],
     "rule_writable_mounts_are_image_volumes": [
-        ("a path no image declares", lambda t, d: container(d, "nginx")["mountPoints"].append(
-            {"sourceVolume": "nginx-tmp", "containerPath": "/var/run/extra", "readOnly": False}),
-         "containerDefinitions[nginx].mountPoints[/var/run/extra]: services/nginx/Dockerfile must declare VOLUME"),
+        (
+            "a path no image declares",
+            lambda t, d: container(d, "nginx")["mountPoints"].append(
+                {"sourceVolume": "nginx-tmp", "containerPath": "/var/run/extra", "readOnly": False}
+            ),
+            "containerDefinitions[nginx].mountPoints[/var/run/extra]: services/nginx/Dockerfile must declare VOLUME",
+        ),
     ],
     "rule_deployment_keeps_full_capacity": [
-        ("capacity lost", lambda t, d: resource(t, "Service")["DeploymentConfiguration"].update(
-            MinimumHealthyPercent=50),
-         "Resources.Service.Properties.DeploymentConfiguration.MinimumHealthyPercent: 50 must be 100"),
-        ("no room for new tasks", lambda t, d: resource(t, "Service")["DeploymentConfiguration"].update(
-            MaximumPercent=100),
-         "Resources.Service.Properties.DeploymentConfiguration.MaximumPercent: 100"),
-        ("above 200", lambda t, d: resource(t, "Service")["DeploymentConfiguration"].update(MaximumPercent=250),
-         "Resources.Service.Properties.DeploymentConfiguration.MaximumPercent: 250"),
+        (
+            "capacity lost",
+            lambda t, d: resource(t, "Service")["DeploymentConfiguration"].update(MinimumHealthyPercent=50),
+            "Resources.Service.Properties.DeploymentConfiguration.MinimumHealthyPercent: 50 must be 100",
+        ),
+        (
+            "no room for new tasks",
+            lambda t, d: resource(t, "Service")["DeploymentConfiguration"].update(MaximumPercent=100),
+            "Resources.Service.Properties.DeploymentConfiguration.MaximumPercent: 100",
+        ),
+        (
+            "above 200",
+            lambda t, d: resource(t, "Service")["DeploymentConfiguration"].update(MaximumPercent=250),
+            "Resources.Service.Properties.DeploymentConfiguration.MaximumPercent: 250",
+        ),
     ],
     "rule_deployment_rolls_back_on_failure": [
-        ("no rollback", lambda t, d: resource(t, "Service")["DeploymentConfiguration"][
-            "DeploymentCircuitBreaker"].update(Rollback=False),
-         "Resources.Service.Properties.DeploymentConfiguration.DeploymentCircuitBreaker"),
+        (
+            "no rollback",
+            lambda t, d: resource(t, "Service")["DeploymentConfiguration"]["DeploymentCircuitBreaker"].update(
+                Rollback=False
+            ),
+            "Resources.Service.Properties.DeploymentConfiguration.DeploymentCircuitBreaker",
+        ),
     ],
     "rule_deregistration_delay_range": [
-        ("above 3600", lambda t, d: attribute(resource(t, "TargetGroup"), "deregistration_delay.timeout_seconds",
-                                              "4000"),
-         "Resources.TargetGroup.Properties.TargetGroupAttributes[deregistration_delay.timeout_seconds]: 4000 is "
-         "outside 0-3600"),
+        (
+            "above 3600",
+            lambda t, d: attribute(resource(t, "TargetGroup"), "deregistration_delay.timeout_seconds", "4000"),
+            "Resources.TargetGroup.Properties.TargetGroupAttributes[deregistration_delay.timeout_seconds]: 4000 is "
+            "outside 0-3600",
+        ),
     ],
     "rule_deregistration_delay_covers_longest_request": [
-        ("shorter than nginx's read timeout", lambda t, d: environment(d, "nginx", "NGINX_PROXY_READ_TIMEOUT", "1m"),
-         "Resources.TargetGroup.Properties.TargetGroupAttributes[deregistration_delay.timeout_seconds]: 30 is "
-         "shorter than NGINX_PROXY_READ_TIMEOUT (1m)"),
-        ("read timeout not set", lambda t, d: environment(d, "nginx", "NGINX_PROXY_READ_TIMEOUT", None),
-         "containerDefinitions[nginx].environment.NGINX_PROXY_READ_TIMEOUT: must be set"),
+        (
+            "shorter than nginx's read timeout",
+            lambda t, d: environment(d, "nginx", "NGINX_PROXY_READ_TIMEOUT", "1m"),
+            "Resources.TargetGroup.Properties.TargetGroupAttributes[deregistration_delay.timeout_seconds]: 30 is "
+            "shorter than NGINX_PROXY_READ_TIMEOUT (1m)",
+        ),
+        (
+            "read timeout not set",
+            lambda t, d: environment(d, "nginx", "NGINX_PROXY_READ_TIMEOUT", None),
+            "containerDefinitions[nginx].environment.NGINX_PROXY_READ_TIMEOUT: must be set",
+        ),
     ],
     "rule_health_check_path_served_by_nginx": [
-        ("a path nothing serves", lambda t, d: resource(t, "TargetGroup").update(HealthCheckPath="/health"),
-         "Resources.TargetGroup.Properties.HealthCheckPath: '/health' is not one nginx serves"),
-        ("nginx's loopback-only path", lambda t, d: resource(t, "TargetGroup").update(HealthCheckPath="/nginx-health"),
-         "Resources.TargetGroup.Properties.HealthCheckPath: '/nginx-health' is not one nginx serves"),
-        ("the default path", lambda t, d: resource(t, "TargetGroup").pop("HealthCheckPath"),
-         "Resources.TargetGroup.Properties.HealthCheckPath: '/' is not one nginx serves"),
+        (
+            "a path nothing serves",
+            lambda t, d: resource(t, "TargetGroup").update(HealthCheckPath="/health"),
+            "Resources.TargetGroup.Properties.HealthCheckPath: '/health' is not one nginx serves",
+        ),
+        (
+            "nginx's loopback-only path",
+            lambda t, d: resource(t, "TargetGroup").update(HealthCheckPath="/nginx-health"),
+            "Resources.TargetGroup.Properties.HealthCheckPath: '/nginx-health' is not one nginx serves",
+        ),
+        (
+            "the default path",
+            lambda t, d: resource(t, "TargetGroup").pop("HealthCheckPath"),
+            "Resources.TargetGroup.Properties.HealthCheckPath: '/' is not one nginx serves",
+        ),
     ],
     "rule_load_balancer_port_is_nginx_port": [
-        ("gunicorn's port", lambda t, d: resource(t, "Service")["LoadBalancers"][0].update(ContainerPort=8000),
-         "Resources.Service.Properties.LoadBalancers[0].ContainerPort: 8000 is not a port nginx listens on"),
-        ("web behind the load balancer", lambda t, d: resource(t, "Service")["LoadBalancers"][0].update(
-            ContainerName="web"),
-         "Resources.Service.Properties.LoadBalancers[0].ContainerName: 'web' must be nginx"),
-        ("port not mapped", lambda t, d: container(d, "nginx").update(portMappings=[]),
-         "containerDefinitions[nginx].portMappings: must map 8080"),
-        ("target group port", lambda t, d: resource(t, "TargetGroup").update(Port=80),
-         "Resources.TargetGroup.Properties.Port: 80 is not a port nginx listens on"),
+        (
+            "gunicorn's port",
+            lambda t, d: resource(t, "Service")["LoadBalancers"][0].update(ContainerPort=8000),
+            "Resources.Service.Properties.LoadBalancers[0].ContainerPort: 8000 is not a port nginx listens on",
+        ),
+        (
+            "web behind the load balancer",
+            lambda t, d: resource(t, "Service")["LoadBalancers"][0].update(ContainerName="web"),
+            "Resources.Service.Properties.LoadBalancers[0].ContainerName: 'web' must be nginx",
+        ),
+        (
+            "port not mapped",
+            lambda t, d: container(d, "nginx").update(portMappings=[]),
+            "containerDefinitions[nginx].portMappings: must map 8080",
+        ),
+        (
+            "target group port",
+            lambda t, d: resource(t, "TargetGroup").update(Port=80),
+            "Resources.TargetGroup.Properties.Port: 80 is not a port nginx listens on",
+        ),
     ],
     "rule_load_balancer_idle_timeout_below_nginx_keepalive": [
-        ("idle timeout above nginx's keep-alive", lambda t, d: attribute(
-            resource(t, "LoadBalancer"), "idle_timeout.timeout_seconds", "120", "LoadBalancerAttributes"),
-         "Resources.LoadBalancer.Properties.LoadBalancerAttributes[idle_timeout.timeout_seconds]: 120 must be below"),
+        (
+            "idle timeout above nginx's keep-alive",
+            lambda t, d: attribute(
+                resource(t, "LoadBalancer"), "idle_timeout.timeout_seconds", "120", "LoadBalancerAttributes"
+            ),
+            "Resources.LoadBalancer.Properties.LoadBalancerAttributes[idle_timeout.timeout_seconds]: 120 must be below",
+        ),
     ],
     "rule_log_group_has_retention": [
-        ("logs kept for ever", lambda t, d: resource(t, "LogGroup").pop("RetentionInDays"),
-         "Resources.LogGroup.Properties.RetentionInDays: must be set"),
-        ("a group from elsewhere", lambda t, d: resource(t, "TaskDefinition")["ContainerDefinitions"][0][
-            "LogConfiguration"]["Options"].update({"awslogs-group": "/somewhere/else"}),
-         "Resources.TaskDefinition.Properties.ContainerDefinitions[web].LogConfiguration.Options.awslogs-group"),
+        (
+            "logs kept for ever",
+            lambda t, d: resource(t, "LogGroup").pop("RetentionInDays"),
+            "Resources.LogGroup.Properties.RetentionInDays: must be set",
+        ),
+        (
+            "a group from elsewhere",
+            lambda t, d: resource(t, "TaskDefinition")["ContainerDefinitions"][0]["LogConfiguration"]["Options"].update(
+                {"awslogs-group": "/somewhere/else"}
+            ),
+            "Resources.TaskDefinition.Properties.ContainerDefinitions[web].LogConfiguration.Options.awslogs-group",
+        ),
     ],
 }
 

@@ -65,12 +65,19 @@ def test_cfn_lint_catches_an_iam_action_that_does_not_exist(tmp_path):
 
 def test_the_push_policy_grants_awss_documented_push_actions_on_the_two_repositories_only(real_template):
     (statement_login, statement_push) = real_template["Resources"]["PushPolicy"]["Properties"]["PolicyDocument"][
-        "Statement"]
+        "Statement"
+    ]
     # https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-push-iam.html
     assert statement_login["Action"] == "ecr:GetAuthorizationToken" and statement_login["Resource"] == "*"
     assert set(statement_push["Action"]) == {
-        "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",
-        "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:PutImage",
+        "ecr:BatchGetImage",
     }
-    assert statement_push["Resource"] == [{"Fn::GetAtt": ["WebRepository", "Arn"]},
-                                          {"Fn::GetAtt": ["NginxRepository", "Arn"]}]
+    assert statement_push["Resource"] == [
+        {"Fn::GetAtt": ["WebRepository", "Arn"]},
+        {"Fn::GetAtt": ["NginxRepository", "Arn"]},
+    ]

@@ -53,16 +53,22 @@ class DrainingMiddleware:
         if environ.get("REQUEST_METHOD") in NON_IDEMPOTENT_METHODS or not self.flag.is_raised():
             return self.app(environ, start_response)
         body = (
-            json.dumps({
-                "error": "draining",
-                "status": 503,
-                "message": "This replica is shutting down; the request can be retried on another.",
-                "request_id": environ.get("HTTP_X_REQUEST_ID", ""),
-            }).encode()
+            json.dumps(
+                {
+                    "error": "draining",
+                    "status": 503,
+                    "message": "This replica is shutting down; the request can be retried on another.",
+                    "request_id": environ.get("HTTP_X_REQUEST_ID", ""),
+                }
+            ).encode()
             + b"\n"
         )
         start_response(
             "503 Service Unavailable",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Retry-After", self.retry_after)],
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", self.retry_after),
+            ],
         )
         return [body]

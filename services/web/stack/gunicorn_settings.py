@@ -15,8 +15,18 @@ WORKER_CLASSES = ("sync", "gthread", "gevent")
 
 # Settings logged once at start, in this order.
 LOGGED_SETTINGS = (
-    "bind", "worker_class", "workers", "threads", "worker_connections", "timeout",
-    "graceful_timeout", "keepalive", "worker_tmp_dir", "accesslog", "forwarded_allow_ips", "preload_app",
+    "bind",
+    "worker_class",
+    "workers",
+    "threads",
+    "worker_connections",
+    "timeout",
+    "graceful_timeout",
+    "keepalive",
+    "worker_tmp_dir",
+    "accesslog",
+    "forwarded_allow_ips",
+    "preload_app",
 )
 
 

@@ -67,7 +67,7 @@ def test_the_flag_raised_in_one_process_is_seen_by_another(flag):
 
 
 def test_the_flag_lives_in_gunicorns_worker_tmp_dir():
-    assert flag_path({}) == Path("/dev/shm/stack-draining")  # noqa: S108 only a path, not made
+    assert flag_path({}) == Path("/dev/shm/stack-draining")
     assert flag_path({"GUNICORN_WORKER_TMP_DIR": "/run/web"}) == Path("/run/web/stack-draining")
 
 
@@ -142,5 +142,7 @@ def test_a_flag_left_from_an_earlier_run_is_lowered_at_start(tmp_path):
 
 
 def test_without_a_command_it_says_how_to_use_it():
-    result = subprocess.run([sys.executable, "-m", "stack.drain_then_stop"], cwd=WEB_DIR, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.drain_then_stop"], cwd=WEB_DIR, capture_output=True, text=True
+    )
     assert result.returncode == 1 and "usage: python -m stack.drain_then_stop COMMAND" in result.stderr

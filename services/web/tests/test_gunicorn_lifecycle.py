@@ -52,13 +52,30 @@ def gunicorn(tmp_path):
         port = free_port()
         log = tmp_path / f"gunicorn-{port}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "stack.drain_then_stop",
-             sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "stack.wsgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "stack.drain_then_stop",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "gunicorn.conf.py",
+                "stack.wsgi:application",
+            ],
             cwd=WEB_DIR,
-            env={**os.environ, "GUNICORN_PORT": str(port), "GUNICORN_WORKER_CLASS": "sync",
-                 "GUNICORN_WORKERS": "1", "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
-                 "APP_TRUSTED_PROXY_HOPS": "0", "APP_PROBES": "on", **env},
-            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "GUNICORN_PORT": str(port),
+                "GUNICORN_WORKER_CLASS": "sync",
+                "GUNICORN_WORKERS": "1",
+                "GUNICORN_WORKER_TMP_DIR": str(tmp_path),
+                "APP_TRUSTED_PROXY_HOPS": "0",
+                "APP_PROBES": "on",
+                **env,
+            },
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         started.append(process)
         wait_until_serving(port)
@@ -194,8 +211,11 @@ def test_workers_recycle_one_at_a_time_and_every_request_is_answered(gunicorn):
         thread.join(60)
     assert statuses == [200] * 800
     # R: a worker starts recycling; B: the master boots a replacement. Never two R in a row.
-    events = "".join("R" if "recycling it" in line else "B" for line in log.read_text().splitlines()
-                     if "recycling it" in line or "Booting worker" in line)
+    events = "".join(
+        "R" if "recycling it" in line else "B"
+        for line in log.read_text().splitlines()
+        if "recycling it" in line or "Booting worker" in line
+    )
     # (A replacement takes many of the requests that follow: fewer recycles than 800 / 25.)
     assert events.count("R") >= 3, events
     assert "RR" not in events, f"two workers recycled at once: {events}"

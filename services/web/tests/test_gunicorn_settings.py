@@ -140,7 +140,12 @@ def effective_config(**env):
     """gunicorn's own view of gunicorn.conf.py (`--print-config`), as a dict of strings."""
     output = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--print-config", "stack.wsgi:application"],
-        cwd=WEB_DIR, env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=60,
+        cwd=WEB_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     return {
         name.strip(): value.strip()

@@ -7,7 +7,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 
-
 class SlowUpstream(BaseHTTPRequestHandler):
     def do_GET(self):
         prefix, _, ms = self.path.rpartition("/")

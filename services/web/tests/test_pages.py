@@ -2,10 +2,9 @@
 
 import hashlib
 import re
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 import app as demo
 

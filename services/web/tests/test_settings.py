@@ -25,7 +25,8 @@ def test_bad_values_fail_with_the_variable_name(raw, message):
 
 def test_trusted_hosts_are_a_comma_separated_list():
     assert settings_from_env({"APP_TRUSTED_HOSTS": " example.com, .example.org ,"})["TRUSTED_HOSTS"] == [
-        "example.com", ".example.org",
+        "example.com",
+        ".example.org",
     ]
 
 
