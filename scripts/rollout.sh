@@ -2,7 +2,7 @@
 # Rolling deploy of the web service, start-first and one replica at a time:
 # build the new image, then for each running replica start a new one, wait until it is
 # healthy and nginx has re-resolved `web`, and only then stop the old one (which drains:
-# see services/web/worker_lifecycle.py). Usage: make rollout [APP_VERSION=...]
+# see services/web/stack/drain.py). Usage: make rollout [APP_VERSION=...]
 set -o errexit -o pipefail -o nounset
 
 compose=${COMPOSE:-docker compose}

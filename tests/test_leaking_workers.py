@@ -169,7 +169,7 @@ def test_leaking_workers_are_recycled_and_memory_stays_bounded(leaky_stack):
 MAX_REQUESTS = 40
 JITTER = 40
 # Several lifetimes of each worker. Workers recycle one at a time and a gevent worker takes
-# a few seconds to be replaced (see recycle_turns.py), so the load goes on until then.
+# a few seconds to be replaced (see services/web/stack/recycle_turns.py), so the load goes on until then.
 RECYCLES = 3 * WORKERS
 
 

@@ -88,9 +88,11 @@ def test_only_nginx_publishes_a_port():
         assert [p["target"] for p in services["nginx"]["ports"]] == [8080]
 
 
-def test_stop_grace_period_outlasts_gunicorns_graceful_timeout():
+def test_stop_grace_period_outlasts_the_drain_and_gunicorns_graceful_timeout():
     web = compose_config("compose.yaml")["web"]
-    assert seconds(web["stop_grace_period"]) > int(web["environment"]["GUNICORN_GRACEFUL_TIMEOUT"])
+    # What the web image makes of the environment compose gives it (empty: its defaults).
+    gunicorn, lifecycle, _ = stack_settings({k: v or "" for k, v in web["environment"].items()})
+    assert seconds(web["stop_grace_period"]) > lifecycle["drain_seconds"] + gunicorn["graceful_timeout"]
 
 
 def guarantee_rows():
