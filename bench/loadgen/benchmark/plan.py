@@ -76,18 +76,14 @@ def default_server(cpus):
 
 
 def flask_dev():
-    command = (
-        "flask",
-        "--app",
-        "stack.wsgi:application",
-        "run",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        "8000",
-        "--with-threads",
+    # `flask run` serves only a Flask app object, and the stack's entry point wraps one, so the
+    # same development server (werkzeug's, threaded, as `flask run --with-threads`) is started
+    # on the entry point directly.
+    serve = (
+        "from werkzeug.serving import run_simple; from stack.wsgi import application; "
+        "run_simple('0.0.0.0', 8000, application, threaded=True)"
     )
-    return Server("flask dev server (threaded)", "flask-dev", command=command, seed=True)
+    return Server("flask dev server (threaded)", "flask-dev", command=("python", "-c", serve), seed=True)
 
 
 def waitress(threads):
