@@ -3,7 +3,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 COMPOSE ?= docker compose
-PROD_COMPOSE := $(COMPOSE) -f compose.yaml -f compose.prod.yaml
+# TLS=on adds compose.tls.yaml (HTTPS at nginx, with the certificates make certs writes).
+TLS ?= off
+TLS_FILES = $(if $(filter on,$(TLS)),-f compose.tls.yaml)
+DEV_COMPOSE = $(COMPOSE) -f compose.yaml $(TLS_FILES)
+PROD_COMPOSE = $(COMPOSE) -f compose.yaml -f compose.prod.yaml $(TLS_FILES)
+# The names make certs writes a certificate for (and NGINX_SERVER_NAMES must list).
+CERT_NAMES ?= localhost
+CERT_DIR ?= certs
 # Compose reads .env only when no --env-file is given: name it too, before the digests.
 PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml $(if $(wildcard .env),--env-file .env) --env-file $(or $(PUSHED_IMAGES_FILE),deploy/pushed-images.env)
 VENV := .venv
@@ -15,33 +22,33 @@ N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload test test-unit test-integration test-worker-counts prod-up prod-down \
+.PHONY: help up down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs test test-unit test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose \
         ecs-render ecs-validate ecs-deploy
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-up: ## Build and start the stack on http://127.0.0.1:8080, returning when it serves
-	$(COMPOSE) up --build --detach --wait
+up: ## Build and start the stack on http://127.0.0.1:8080 (TLS=on: and https://localhost:8443), returning when it serves
+	$(DEV_COMPOSE) up --build --detach --wait
 
 # --volumes: the images declare their scratch paths as volumes (see services/*/Dockerfile),
 # which Docker would otherwise keep after the containers. Drop it if you add a named
 # volume to compose.yaml whose data must outlive `make down`.
 down: ## Stop the stack and remove its containers, network and scratch volumes
-	$(COMPOSE) down --volumes --remove-orphans
+	$(DEV_COMPOSE) down --volumes --remove-orphans
 
 logs: ## Follow the logs of every container
-	$(COMPOSE) logs --follow --tail=100
+	$(DEV_COMPOSE) logs --follow --tail=100
 
 ps: ## Show the containers and their health
-	$(COMPOSE) ps
+	$(DEV_COMPOSE) ps
 
 build: ## Build the web and nginx images
-	$(COMPOSE) build
+	$(DEV_COMPOSE) build
 
 scale: ## Run N web replicas (make scale N=3); nginx follows without a restart
-	$(COMPOSE) up --detach --wait --no-recreate --scale web=$(N) web
+	$(DEV_COMPOSE) up --detach --wait --no-recreate --scale web=$(N) web
 
 push: ## Build both images, tag them with the commit (+ RELEASE_TAG), push to REGISTRY, write digests to deploy/pushed-images.env
 	COMPOSE="$(COMPOSE)" scripts/push.sh
@@ -69,10 +76,13 @@ swarm-remove: ## Remove the stack from the swarm
 	docker stack rm --detach=false $(SWARM_STACK_NAME)
 
 rollout: ## Rebuild web and replace each replica, start-first, one at a time, losing no request
-	COMPOSE="$(COMPOSE)" APP_VERSION="$(APP_VERSION)" scripts/rollout.sh
+	COMPOSE="$(DEV_COMPOSE)" APP_VERSION="$(APP_VERSION)" scripts/rollout.sh
 
-nginx-reload: ## Check nginx's config and reload it gracefully (no request is lost)
+nginx-reload: ## Check nginx's config and reload it gracefully (no request is lost; a renewed certificate is served after it)
 	$(COMPOSE) exec -T nginx sh -c 'nginx -t -q && nginx -s reload'
+
+certs: ## A local CA (certs/ca/ca.crt, kept) and a new certificate for CERT_NAMES (default localhost) in certs/site, for TLS=on
+	scripts/make-certs.sh $(CERT_DIR) $(CERT_NAMES)
 
 prod-up: ## Start with the production overlay (limits, read-only, restart policies)
 	$(PROD_COMPOSE) up --build --detach --wait

@@ -3,6 +3,7 @@
 # shapes the stack runs in:
 #   compose.yaml alone                 `make up`       policy: tools/lint/compose-lint.dev.yml
 #   compose.yaml + compose.prod.yaml   `make prod-up`  policy: tools/lint/compose-lint.prod.yml
+#   ... + compose.tls.yaml             `make prod-up TLS=on`, the same policy
 # compose-lint merges an overlay only when a .env beside the files selects it with
 # COMPOSE_FILE, so both runs read copies in a scratch folder: the production run with
 # such a .env, and neither with the developer's own .env or compose.override.yaml.
@@ -27,4 +28,7 @@ check compose-lint.dev.yml "compose.yaml alone, as make up runs it" || status=$?
 cp compose.prod.yaml "$scratch/"
 printf 'COMPOSE_FILE=compose.yaml:compose.prod.yaml\n' >"$scratch/.env"
 check compose-lint.prod.yml "compose.yaml + compose.prod.yaml, as make prod-up runs them" || status=$?
+cp compose.tls.yaml "$scratch/"
+printf 'COMPOSE_FILE=compose.yaml:compose.prod.yaml:compose.tls.yaml\n' >"$scratch/.env"
+check compose-lint.prod.yml "the same + compose.tls.yaml, as make prod-up TLS=on runs them" || status=$?
 exit "$status"

@@ -6,7 +6,7 @@ import subprocess
 
 from composed import ROOT
 
-COMPOSE_FILES = ("compose.yaml", "compose.prod.yaml")
+COMPOSE_FILES = ("compose.yaml", "compose.prod.yaml", "compose.tls.yaml")
 
 
 def documented_knobs():
@@ -82,10 +82,17 @@ def test_nginx_waits_for_a_healthy_web_and_both_have_healthchecks():
 
 
 def test_only_nginx_publishes_a_port():
-    for files in (("compose.yaml",), COMPOSE_FILES):
+    for files, ports in (
+        (("compose.yaml",), [8080]),
+        (("compose.yaml", "compose.prod.yaml"), [8080]),
+        # TLS adds HTTPS beside plain HTTP (which redirects to it).
+        (("compose.yaml", "compose.prod.yaml", "compose.tls.yaml"), [8080, 8443]),
+    ):
         services = compose_config(*files)
         assert not services["web"].get("ports")
-        assert [p["target"] for p in services["nginx"]["ports"]] == [8080]
+        assert sorted(p["target"] for p in services["nginx"]["ports"]) == ports
+        for published in services["nginx"]["ports"]:
+            assert published["host_ip"] == "127.0.0.1", published
 
 
 def test_stop_grace_period_outlasts_the_drain_and_gunicorns_graceful_timeout():

@@ -6,6 +6,8 @@ from pathlib import Path
 
 NGINX_DIR = Path(__file__).resolve().parents[2] / "services" / "nginx"
 SITE_TEMPLATE = NGINX_DIR / "templates" / "default.conf.template"
+# The locations every server of the site shares (the plain-HTTP one and, with TLS, HTTPS).
+ROUTES_TEMPLATE = NGINX_DIR / "templates" / "site" / "routes.conf.template"
 MAIN_CONFIG = NGINX_DIR / "nginx.conf"
 
 # http://nginx.org/en/docs/syntax.html: a time without a unit is in seconds.
@@ -30,7 +32,7 @@ def listen_ports(site_template=SITE_TEMPLATE):
     return [int(port) for port in re.findall(r"^\s*listen\s+(?:[\w.\[\]:]*:)?(\d+)\b", text, re.MULTILINE)]
 
 
-def public_exact_locations(site_template=SITE_TEMPLATE):
+def public_exact_locations(site_template=ROUTES_TEMPLATE):
     """Paths of `location = /path` blocks that anyone may request: not `internal`, not
     restricted with `deny all`."""
     text = _without_comments(Path(site_template).read_text(encoding="utf-8"))

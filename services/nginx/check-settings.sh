@@ -15,3 +15,30 @@ require_on_or_off() {
 
 require_on_or_off NGINX_LIMITS "${NGINX_LIMITS:-}"
 require_on_or_off NGINX_TRUST_FORWARDED_PROTO "${NGINX_TRUST_FORWARDED_PROTO:-}"
+require_on_or_off NGINX_TLS "${NGINX_TLS:-}"
+
+case "${NGINX_HTTPS_PUBLIC_PORT:-}" in
+  "" | *[!0-9]*)
+    echo "check-settings: NGINX_HTTPS_PUBLIC_PORT must be a port number, got '${NGINX_HTTPS_PUBLIC_PORT:-}'" >&2
+    exit 1
+    ;;
+esac
+
+# server_name takes names separated by spaces; anything else would break the config far
+# from its cause (or, with a ';', end the directive early).
+case "${NGINX_SERVER_NAMES:-}" in
+  "" | *[!A-Za-z0-9.*\ -]*)
+    echo "check-settings: NGINX_SERVER_NAMES must be host names separated by spaces, got '${NGINX_SERVER_NAMES:-}'" >&2
+    exit 1
+    ;;
+esac
+
+if [ "$NGINX_TLS" = on ]; then
+  for file in /etc/nginx/tls/tls.crt /etc/nginx/tls/tls.key; do
+    if [ ! -r "$file" ]; then
+      echo "check-settings: NGINX_TLS=on needs $file, readable by uid $(id -u) (mount a directory" \
+        "holding tls.crt and tls.key at /etc/nginx/tls; make certs makes one for development)" >&2
+      exit 1
+    fi
+  done
+fi

@@ -120,7 +120,7 @@ def test_bad_values_name_the_variable(name, raw):
 
 def nginx_header_buffers():
     """nginx's large_client_header_buffers (number, bytes each), read from its config template."""
-    text = (WEB_DIR.parent / "nginx" / "templates" / "default.conf.template").read_text()
+    text = (WEB_DIR.parent / "nginx" / "templates" / "site" / "routes.conf.template").read_text()
     number, kilobytes = re.search(r"^\s*large_client_header_buffers (\d+) (\d+)k;", text, re.MULTILINE).groups()
     return int(number), int(kilobytes) * 1024
 
