@@ -16,13 +16,13 @@ PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml $(if $
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
-DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard scripts/docker-host/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard scripts/docker-host/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
 SHELL_SCRIPTS = $(shell git ls-files '*.sh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs test test-unit test-integration test-worker-counts prod-up prod-down \
+.PHONY: help up down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose \
         ecs-render ecs-validate ecs-deploy
 
@@ -36,7 +36,7 @@ up: ## Build and start the stack on http://127.0.0.1:8080 (TLS=on: and https://l
 # which Docker would otherwise keep after the containers. Drop it if you add a named
 # volume to compose.yaml whose data must outlive `make down`.
 down: ## Stop the stack and remove its containers, network and scratch volumes
-	$(DEV_COMPOSE) down --volumes --remove-orphans
+	$(DEV_COMPOSE) --profile observability down --volumes --remove-orphans
 
 logs: ## Follow the logs of every container
 	$(DEV_COMPOSE) logs --follow --tail=100
@@ -84,16 +84,28 @@ nginx-reload: ## Check nginx's config and reload it gracefully (no request is lo
 certs: ## A local CA (certs/ca/ca.crt, kept) and a new certificate for CERT_NAMES (default localhost) in certs/site, for TLS=on
 	scripts/make-certs.sh $(CERT_DIR) $(CERT_NAMES)
 
+observability: ## Start the stack with the observability profile: Prometheus on http://127.0.0.1:9090, the nginx exporter
+	$(DEV_COMPOSE) --profile observability up --build --detach --wait
+
 prod-up: ## Start with the production overlay (limits, read-only, restart policies)
 	$(PROD_COMPOSE) up --build --detach --wait
 
 prod-down: ## Stop the production-overlay stack
 	$(PROD_COMPOSE) down --volumes --remove-orphans
 
-test: test-unit test-integration ## Run every test: unit, then integration against the composed stack
+test: test-unit test-rules test-integration ## Run every test: unit, Prometheus's rules, then integration against the composed stack
 
 test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings, the benchmark's logic and the ECS tools (no Docker needed)
 	$(PYTHON) -m pytest services/web/tests bench/tests deploy/ecs/tests
+
+# promtool from the Prometheus image the profile runs, on the config and rules baked into it.
+PROMETHEUS_IMAGE ?= prom/prometheus:v3.5.3
+PROMTOOL = docker run --rm -v "$(CURDIR)/services/prometheus:/etc/prometheus:ro" -w /etc/prometheus/rules --entrypoint /bin/promtool $(PROMETHEUS_IMAGE)
+
+test-rules: ## Check Prometheus's config and rules, and run the rules' unit tests (promtool test rules)
+	$(PROMTOOL) check config /etc/prometheus/prometheus.yml
+	$(PROMTOOL) check rules flask-stack.rules.yml
+	$(PROMTOOL) test rules tests.yml
 
 test-integration: $(VENV)/.installed ## Integration tests: bring up the stack in a throwaway project and drive it
 	$(PYTHON) -m pytest -m "not swarm" tests

@@ -172,3 +172,20 @@ def wait_for(condition, deadline_s, interval_s=0.2, message="condition"):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"{message} not met within {deadline_s}s")
+
+
+def compose_config_services(*files, profiles=()):
+    """The services `docker compose config` resolves from `files` with `profiles` on (a .env
+    beside them, or COMPOSE_PROFILES in the caller's environment, left out)."""
+    args = [arg for name in files for arg in ("-f", name)] + [arg for name in profiles for arg in ("--profile", name)]
+    environ = {key: value for key, value in os.environ.items() if key != "COMPOSE_PROFILES"}
+    output = subprocess.run(
+        ["docker", "compose", "--env-file", os.devnull, *args, "config", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=environ,
+    ).stdout
+    return set(json.loads(output)["services"])

@@ -2,12 +2,15 @@
 # Makes sure the base images our Dockerfiles name exist in the local engine.
 # Where the real tag can be pulled, it is; where no registry is reachable (our CI
 # machines), a labelled stand-in is built from Debian packages instead.
-# Usage: build-base-images.sh [python-tag] [nginx-tag]
+# Usage: build-base-images.sh [python-tag] [nginx-tag]   (the observability profile's two
+# images are named by PROMETHEUS_IMAGE and NGINX_EXPORTER_IMAGE, as in compose.yaml)
 set -o errexit -o pipefail -o nounset
 
 here=$(cd "$(dirname "$0")" && pwd)
 python_tag=${1:-${PYTHON_IMAGE:-python:3.14-slim-trixie}}
 nginx_tag=${2:-${NGINX_IMAGE:-nginx:1.30-trixie}}
+prometheus_tag=${PROMETHEUS_IMAGE:-prom/prometheus:v3.5.3}
+nginx_exporter_tag=${NGINX_EXPORTER_IMAGE:-nginx/nginx-prometheus-exporter:1.5.1}
 # forky carries the Python and nginx versions the official tags ship; trixie's are older.
 suite=forky
 rootfs_tag="stand-in/debian-minbase:$suite"
@@ -77,3 +80,5 @@ ensure() {
 docker info >/dev/null 2>&1 || die "Docker engine not reachable: run scripts/docker-host/install-engine.sh first"
 ensure "$python_tag" python.Dockerfile
 ensure "$nginx_tag" nginx.Dockerfile
+ensure "$prometheus_tag" prometheus.Dockerfile
+ensure "$nginx_exporter_tag" nginx-exporter.Dockerfile

@@ -54,6 +54,8 @@ class Recycler:
         self.memory = memory or ResidentMemory()
         self.share = None
         self.served = itertools.count(1)
+        # Why due() last said True: "memory" or "max_requests" (counted in metrics.py).
+        self.reason = None
 
     def start(self, log, pid):
         """In post_worker_init: draw this worker's share, and open its memory counter."""
@@ -75,11 +77,13 @@ class Recycler:
             # Memory comes first: recycle now, taking the turn if it is free so that no worker
             # recycles for its request count meanwhile, but never waiting for it.
             self.turn.take(pid)
+            self.reason = "memory"
             reason = f"holds {rss // 2**20} MiB, over the {self.ceiling_bytes // 2**20} MiB ceiling"
         elif self.share and served >= self.share:
             if not self.turn.take(pid):
                 # Another worker is recycling: serve on, and ask again after the next request.
                 return False
+            self.reason = "max_requests"
             reason = f"served {served} requests (GUNICORN_MAX_REQUESTS)"
         else:
             return False

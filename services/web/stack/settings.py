@@ -22,6 +22,9 @@ DEFAULTS = {
     # Base URL (http or https) that /api/outbound/<ms> calls; None = no such endpoint.
     "OUTBOUND_URL": None,
     "APP_VERSION": "dev",
+    # Prometheus metrics (metrics.py), served on a port of their own by metrics_exporter.py.
+    "METRICS": True,
+    "METRICS_PORT": 9464,
 }
 
 
@@ -38,4 +41,6 @@ def settings_from_env(environ=None):
         "FAULT_INJECTION": env.switch(environ, "APP_FAULT_INJECTION", DEFAULTS["FAULT_INJECTION"]),
         "OUTBOUND_URL": env.http_url(environ, "APP_OUTBOUND_URL") or DEFAULTS["OUTBOUND_URL"],
         "APP_VERSION": env.text(environ, "APP_VERSION", DEFAULTS["APP_VERSION"]),
+        "METRICS": env.switch(environ, "APP_METRICS", DEFAULTS["METRICS"]),
+        "METRICS_PORT": env.whole(environ, "APP_METRICS_PORT", DEFAULTS["METRICS_PORT"], minimum=1),
     }

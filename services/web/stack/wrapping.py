@@ -1,5 +1,6 @@
 """The user's Flask app inside the stack, from the outside in:
 
+- RequestMetrics: each request counted and timed for Prometheus (metrics.py; APP_METRICS);
 - DrainingMiddleware: a stopping replica's retryable 503 (drain.py);
 - ProxyFix: the client's address and scheme from exactly APP_TRUSTED_PROXY_HOPS proxies;
 - RequestId: X-Request-ID kept or made, and echoed (request_id.py);
@@ -50,4 +51,10 @@ def wrap(app, settings, drain_flag):
     if hops:
         # Trust exactly `hops` proxies (nginx) for the client address and scheme.
         wrapped = ProxyFix(wrapped, x_for=hops, x_proto=hops)
-    return DrainingMiddleware(wrapped, drain_flag)
+    wrapped = DrainingMiddleware(wrapped, drain_flag)
+    if settings["METRICS"]:
+        # Imported only when on: prometheus_client's multiprocess mode needs its folder first.
+        from .metrics import RequestMetrics
+
+        wrapped = RequestMetrics(wrapped)
+    return wrapped

@@ -219,3 +219,90 @@ def test_workers_recycle_one_at_a_time_and_every_request_is_answered(gunicorn):
     # (A replacement takes many of the requests that follow: fewer recycles than 800 / 25.)
     assert events.count("R") >= 3, events
     assert "RR" not in events, f"two workers recycled at once: {events}"
+
+
+def scrape(metrics_port, deadline_s=10):
+    """The exporter's families as {name: [samples]}, once it answers."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+            connection.close()
+            return {family.name: family.samples for family in text_string_to_metric_families(text)}
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def sample(families, family, name, **labels):
+    values = [s.value for s in families.get(family, []) if s.name == name and labels.items() <= s.labels.items()]
+    return sum(values)
+
+
+def test_metrics_sum_every_workers_requests_on_their_own_port(gunicorn, tmp_path):
+    metrics_port = free_port()
+    _, port, _ = gunicorn(
+        GUNICORN_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), APP_METRICS_PORT=str(metrics_port)
+    )
+    pids = set()
+    for ms in (1, 2, 3) * 5:
+        status, body = request(port, "GET", f"/api/sleep/{ms}")
+        assert status == 200
+    for _ in range(6):
+        status, body = request(port, "GET", "/api/whoami")
+        pids.add(body.split(b'"pid":')[1].split(b",")[0])
+    assert request(port, "GET", "/no-such-page")[0] == 404
+    # The app's port has no metrics: they are on their own port only.
+    assert request(port, "GET", "/metrics")[0] == 404
+
+    families = scrape(metrics_port)
+    total = "flask_stack_http_requests"
+    assert sample(families, total, f"{total}_total", route="/api/sleep/<ms>", status="200", method="GET") == 15
+    assert sample(families, total, f"{total}_total", route="/api/whoami", status="200") == 6
+    assert sample(families, total, f"{total}_total", route="unmatched", status="404") == 2
+    routes = {s.labels["route"] for s in families[total]}
+    assert not [route for route in routes if route.startswith("/api/sleep/") and route != "/api/sleep/<ms>"]
+    latency = "flask_stack_http_request_duration_seconds"
+    assert sample(families, latency, f"{latency}_count", route="/api/sleep/<ms>") == 15
+    # The 3 ms sleeps are all over 2.5 ms; none of the 15 took 25 s.
+    assert sample(families, latency, f"{latency}_bucket", route="/api/sleep/<ms>", le="0.0025") <= 10
+    assert sample(families, latency, f"{latency}_bucket", route="/api/sleep/<ms>", le="25.0") == 15
+    assert sample(families, "flask_stack_http_requests_in_flight", "flask_stack_http_requests_in_flight") == 0
+
+    # A worker killed outright is counted by the master, and its replacement serves on.
+    os.kill(int(pids.pop()), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while sample(scrape(metrics_port), "flask_stack_worker_exits", "flask_stack_worker_exits_total") < 1:
+        assert time.monotonic() < deadline, "the master never counted the killed worker"
+        time.sleep(0.2)
+    assert request(port, "GET", "/api/whoami")[0] == 200
+    families = scrape(metrics_port)
+    # The dead worker's requests are still counted, summed with its successor's.
+    assert sample(families, total, f"{total}_total", route="/api/whoami", status="200") == 7
+
+
+def test_recycles_are_counted_with_their_reason(gunicorn, tmp_path):
+    metrics_port = free_port()
+    _, port, _ = gunicorn(
+        GUNICORN_MAX_WORKER_MEMORY_MB="1",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        APP_METRICS_PORT=str(metrics_port),
+    )
+    for _ in range(3):
+        assert request(port, "GET", "/api/whoami")[0] == 200
+    deadline = time.monotonic() + 10
+    while True:
+        families = scrape(metrics_port)
+        recycles = "flask_stack_worker_recycles"
+        by_memory = sample(families, recycles, f"{recycles}_total", reason="memory")
+        exits = sample(families, "flask_stack_worker_exits", "flask_stack_worker_exits_total")
+        if by_memory >= 3 and exits >= 3:
+            break
+        assert time.monotonic() < deadline, (by_memory, exits)
+        time.sleep(0.2)
+    assert sample(families, recycles, f"{recycles}_total", reason="max_requests") == 0

@@ -1,0 +1,82 @@
+"""The request metrics (stack/metrics.py) inside the stack, in one process: labels by route
+template, bounded methods, statuses, latency and the in-flight gauge. The multiprocess side,
+across real gunicorn workers, is in test_gunicorn_lifecycle.py.
+
+A request is counted when its response body is closed, as gunicorn does once it is sent:
+`buffered=True` makes the test client read and close it."""
+
+import pytest
+from flask import Flask
+from prometheus_client import REGISTRY
+
+
+def count(route, status, method="GET"):
+    labels = {"method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("flask_stack_http_requests_total", labels) or 0
+
+
+def latency_count(route, method="GET"):
+    labels = {"method": method, "route": route}
+    return REGISTRY.get_sample_value("flask_stack_http_request_duration_seconds_count", labels) or 0
+
+
+@pytest.fixture
+def app():
+    app = Flask("metered")
+
+    @app.get("/orders/<int:order_id>")
+    def order(order_id):
+        return {"order": order_id}
+
+    @app.get("/broken")
+    def broken():
+        raise RuntimeError("the app failed")
+
+    return app
+
+
+def test_requests_are_counted_by_route_template_never_by_path(wrapped, app):
+    client = wrapped(app, PROBES=False)
+    before = count("/orders/<int:order_id>", "200")
+    for order_id in (1, 2, 3, 40000):
+        assert client.get(f"/orders/{order_id}", buffered=True).status_code == 200
+    assert count("/orders/<int:order_id>", "200") - before == 4
+    paths = {sample.labels.get("route") for metric in REGISTRY.collect() for sample in metric.samples}
+    assert not {path for path in paths if path and path.startswith("/orders/") and "<" not in path}
+
+
+def test_unrouted_requests_share_one_series_and_odd_methods_are_other(wrapped, app):
+    client = wrapped(app, PROBES=False)
+    before_404, before_other = count("unmatched", "404"), count("unmatched", "405", method="other")
+    for path in ("/a", "/b/c", "/d?e=f"):
+        assert client.get(path, buffered=True).status_code == 404
+    assert client.open("/orders/1", method="BREW", buffered=True).status_code == 405
+    assert count("unmatched", "404") - before_404 == 3
+    assert count("unmatched", "405", method="other") - before_other == 1
+
+
+def test_the_probes_and_errors_are_counted_with_their_status(wrapped, app):
+    client = wrapped(app, PROBES=True)
+    before_sleep = count("/api/sleep/<ms>", "200")
+    before_broken = count("/broken", "500")
+    before_latency = latency_count("/api/sleep/<ms>")
+    in_flight = REGISTRY.get_sample_value("flask_stack_http_requests_in_flight")
+    assert client.get("/api/sleep/1", buffered=True).status_code == 200
+    assert client.get("/broken", buffered=True).status_code == 500
+    assert count("/api/sleep/<ms>", "200") - before_sleep == 1
+    assert latency_count("/api/sleep/<ms>") - before_latency == 1
+    assert count("/broken", "500") - before_broken == 1
+    # Both have finished, the failed one too: neither is left counted in flight. (Other tests'
+    # clients leave theirs unclosed, hence the comparison with before.)
+    assert REGISTRY.get_sample_value("flask_stack_http_requests_in_flight") == in_flight
+
+
+def test_metrics_off_counts_nothing(wrapped, app):
+    client = wrapped(app, PROBES=False, METRICS=False)
+    before = count("/orders/<int:order_id>", "200")
+    assert client.get("/orders/7", buffered=True).status_code == 200
+    assert count("/orders/<int:order_id>", "200") == before
+
+
+def test_the_app_does_not_serve_metrics(wrapped, app):
+    assert wrapped(app, PROBES=False).get("/metrics").status_code == 404
