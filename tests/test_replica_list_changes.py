@@ -1,0 +1,77 @@
+"""A request waiting for its next try when Docker's DNS changes the replica list is still
+served (nginx/nginx#1656: nginx alone would answer it 502 "no live upstreams").
+
+The wait is made long on purpose: one replica silently drops new connections (its
+listener blackholed in its own network namespace, as when its node is gone), and nginx's
+connect timeout is raised so that the requests sent to it are still waiting when a third
+replica joins the list.
+"""
+
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from composed import composed_stack, wait_for
+
+CONNECT_TIMEOUT_S = 10
+# Upstream connections idle longer than this are closed by nginx: once it has passed, every
+# request to the blackholed replica needs a new connection, and waits.
+KEEPALIVE_TIMEOUT_S = 1
+
+
+@pytest.fixture(scope="module")
+def patient_stack():
+    env = {
+        "NGINX_LIMITS": "off",
+        "NGINX_PROXY_CONNECT_TIMEOUT": f"{CONNECT_TIMEOUT_S}s",
+        "NGINX_PROXY_NEXT_UPSTREAM_TIMEOUT": f"{3 * CONNECT_TIMEOUT_S}s",
+        "NGINX_UPSTREAM_KEEPALIVE_TIMEOUT": f"{KEEPALIVE_TIMEOUT_S}s",
+    }
+    with composed_stack("replica-list", env=env) as composed:
+        yield composed
+
+
+def in_network_namespace(container, *command):
+    container.reload()
+    pid = str(container.attrs["State"]["Pid"])
+    subprocess.run(["nsenter", "-t", pid, "-n", *command], check=True, capture_output=True, text=True, timeout=20)
+
+
+def test_a_request_retried_while_the_replica_list_changes_is_served_not_502(patient_stack):
+    stack = patient_stack
+    stack.make("scale", "N=2", timeout=300)
+    healthy, blackholed = sorted(stack.replicas_answering(2))
+    (dropping,) = [c for c in stack.running("web") if c.id.startswith(blackholed)]
+    in_network_namespace(dropping, "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "8000", "--syn", "-j", "DROP")
+    time.sleep(KEEPALIVE_TIMEOUT_S + 1)
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = [pool.submit(stack.get, "/api/whoami", timeout=4 * CONNECT_TIMEOUT_S) for _ in range(8)]
+        # Round robin sends about half of them to the dropping replica, where they wait for
+        # the connect timeout; meanwhile a third replica enters Docker's DNS as it starts
+        # (no --wait: the list changes then, well before the replica is healthy).
+        stack.compose("up", "--detach", "--no-recreate", "--scale", "web=3", "web")
+        joined_after_s = time.time() - started
+        responses = [answer.result() for answer in answers]
+
+    statuses = [response.status_code for response in responses]
+    assert statuses == [200] * len(responses), [(r.status_code, r.text[:120]) for r in responses]
+    assert all(response.json()["hostname"] != blackholed for response in responses)
+
+    # The case under test happened: nginx found no replica for at least one request (its
+    # upstream field names the group, "web") and the request was proxied again.
+    ids = {response.headers["X-Request-ID"] for response in responses}
+    lines = wait_for(
+        lambda: [line for line in stack.nginx_access_log(since=int(started) - 1) if line["request_id"] in ids],
+        deadline_s=10,
+        message="the requests' access log lines",
+    )
+    upstreams = [line["upstream"] for line in lines]
+    print(f"third replica joined {joined_after_s:.1f}s after the requests left; upstreams: {upstreams}")
+    assert joined_after_s < CONNECT_TIMEOUT_S, "the list changed too late to meet a waiting request"
+    assert any(re.search(r"(^|, )web : ", upstream) for upstream in upstreams), upstreams
+    stack.make("scale", "N=1", timeout=300)
