@@ -77,7 +77,8 @@ SERVER = """
 import os, signal, sys, time
 flag = sys.argv[1]
 def report(signum, _frame):
-    print(signal.Signals(signum).name, os.path.exists(flag), round(time.monotonic(), 2), flush=True)
+    # os.write, not print: a signal arriving while print holds stdout's buffer would re-enter it.
+    os.write(1, f"{signal.Signals(signum).name} {os.path.exists(flag)} {round(time.monotonic(), 2)}\\n".encode())
     if signum == signal.SIGTERM:
         sys.exit(3)
 for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGUSR1):
