@@ -146,9 +146,15 @@ def composed_stack(name_hint, compose_files=("compose.yaml",), env=None, root=RO
         composed.down()
 
 
+def log_entries(text):
+    """The JSON lines of a log (web's lines are all JSON, GUNICORN_LOG_FORMAT=json), parsed."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
 def effective_settings(container):
     """gunicorn's 'effective settings' line, logged once at start, as a dict of strings."""
-    lines = [line for line in container.logs().decode().splitlines() if "effective settings:" in line]
+    messages = [entry["message"] for entry in log_entries(container.logs().decode())]
+    lines = [message for message in messages if message.startswith("effective settings:")]
     assert len(lines) == 1, f"expected the effective settings logged exactly once, got {lines}"
     return dict(re.findall(r"(\w+)=(\S+)", lines[0].split("effective settings:", 1)[1]))
 

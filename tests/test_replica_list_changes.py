@@ -43,7 +43,7 @@ def in_network_namespace(container, *command):
 def test_a_request_retried_while_the_replica_list_changes_is_served_not_502(patient_stack):
     stack = patient_stack
     stack.make("scale", "N=2", timeout=300)
-    healthy, blackholed = sorted(stack.replicas_answering(2))
+    _healthy, blackholed = sorted(stack.replicas_answering(2))
     (dropping,) = [c for c in stack.running("web") if c.id.startswith(blackholed)]
     in_network_namespace(dropping, "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "8000", "--syn", "-j", "DROP")
     time.sleep(KEEPALIVE_TIMEOUT_S + 1)

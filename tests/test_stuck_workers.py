@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from composed import composed_stack, wait_for
+from composed import composed_stack, log_entries, wait_for
 from load import LoadLoop, one_request
 
 REPLICAS = 3
@@ -60,7 +60,8 @@ def test_a_stuck_request_gets_a_json_504_runs_once_and_its_worker_is_replaced(st
     # replica's worker, and no other, timed out.
     logs = {replica.id: replica.logs().decode("utf-8", "replace") for replica in replicas}
     started = {
-        cid: len(re.findall(rf"\[DEBUG\] GET {re.escape(path)}$", log, flags=re.MULTILINE)) for cid, log in logs.items()
+        cid: sum(entry["level"] == "DEBUG" and entry["message"] == f"GET {path}" for entry in log_entries(log))
+        for cid, log in logs.items()
     }
     assert sum(started.values()) == 1, f"the stuck request ran {sum(started.values())} times: {started}"
     (ran_on,) = [cid for cid, count in started.items() if count]

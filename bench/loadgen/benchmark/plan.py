@@ -168,6 +168,10 @@ def tuning_variants(cpus):
         "GUNICORN_WORKER_CLASS=gthread": ({"GUNICORN_WORKER_CLASS": "gthread"}, {}),
         # gunicorn's own access log on (off by default: nginx's has every request).
         "GUNICORN_ACCESS_LOG=on": ({"GUNICORN_ACCESS_LOG": "on"}, {}),
+        # No Prometheus metrics (on by default): what counting every request costs.
+        "APP_METRICS=off": ({"APP_METRICS": "off"}, {}),
+        # gunicorn's own text lines instead of JSON ones (json_logs.py, the default).
+        "GUNICORN_LOG_FORMAT=text": ({"GUNICORN_LOG_FORMAT": "text"}, {}),
         # Next to no idle connections kept from nginx to gunicorn: most requests connect anew.
         "NGINX_UPSTREAM_KEEPALIVE=1": ({}, {"NGINX_UPSTREAM_KEEPALIVE": "1"}),
         # Enough idle connections per nginx worker for 1000 clients' requests to reuse them.

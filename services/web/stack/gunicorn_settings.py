@@ -9,9 +9,10 @@ import math
 import os
 from pathlib import Path
 
-from . import env
+from . import env, json_logs
 
 WORKER_CLASSES = ("sync", "gthread", "gevent")
+LOG_FORMATS = ("json", "text")
 
 # Settings logged once at start, in this order.
 LOGGED_SETTINGS = (
@@ -87,6 +88,11 @@ def settings_from_env(environ, cpus=None):
         raise ValueError("GUNICORN_PRELOAD cannot be used with GUNICORN_WORKER_CLASS=gevent")
     if cpus is None:
         cpus = usable_cpu_count()
+    log_format = env.text(environ, "GUNICORN_LOG_FORMAT", "json")
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"GUNICORN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    level = env.text(environ, "GUNICORN_LOG_LEVEL", "info")
+    access_log = env.switch(environ, "GUNICORN_ACCESS_LOG", False)
     return {
         "bind": f"0.0.0.0:{env.whole(environ, 'GUNICORN_PORT', 8000, minimum=1)}",
         "worker_class": worker_class,
@@ -117,12 +123,26 @@ def settings_from_env(environ, cpus=None):
         "preload_app": preload,
         # The runtime control socket would need a writable home; operations use signals instead.
         "control_socket_disable": True,
-        "loglevel": env.text(environ, "GUNICORN_LOG_LEVEL", "info"),
+        "loglevel": level,
         # nginx's JSON access log already has every request with its id, replica, status and
         # time; gunicorn's own line costs Docker's log pipeline a share of the throughput
         # (bench/README.md, "Tunings"), so it is off unless asked for.
-        "accesslog": "-" if env.switch(environ, "GUNICORN_ACCESS_LOG", False) else None,
+        "accesslog": "-" if access_log else None,
         "errorlog": "-",
+        **log_format_settings(log_format, level, access_log),
+    }
+
+
+def log_format_settings(log_format, level, access_log):
+    """json: every line a JSON object (json_logs.py); text: gunicorn's own lines."""
+    if log_format == "json":
+        return {
+            "logconfig_dict": json_logs.logconfig(level, access_log),
+            # The message of a JSON access line; the other fields are its own (AccessFields).
+            "access_log_format": "%(r)s %(s)s",
+        }
+    return {
+        "logconfig_dict": {},
         # gunicorn's default format, then the time taken and the request id nginx sent.
         "access_log_format": (
             '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '

@@ -2,6 +2,7 @@
 fat workers are recycled, gevent's connections take turns, the access log is a knob."""
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -190,9 +191,46 @@ def test_the_access_log_switched_on_writes_each_line_at_once_with_the_request_id
     connection.request("GET", "/api/whoami?probe=logged", headers={"X-Request-ID": "logged-request-0001"})
     assert connection.getresponse().status == 200
     connection.close()
-    assert logged(log, '"GET /api/whoami?probe=logged HTTP/1.1" 200', within_s=1)
-    (line,) = [line for line in log.read_text().splitlines() if "probe=logged" in line]
-    assert line.endswith("request_id=logged-request-0001")
+    assert logged(log, "GET /api/whoami?probe=logged HTTP/1.1 200", within_s=1)
+    (entry,) = [entry for entry in json_lines(log) if "probe=logged" in entry["message"]]
+    assert entry["logger"] == "gunicorn.access"
+    assert entry["request"] == "GET /api/whoami?probe=logged HTTP/1.1"
+    assert entry["status"] == 200 and entry["bytes"] > 0 and 0 < entry["request_time"] < 1
+    assert entry["request_id"] == "logged-request-0001"
+    assert entry["remote_addr"] == "127.0.0.1"
+
+
+def json_lines(log):
+    """Every line of the log as a JSON object; a line that is not one fails the test."""
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_every_line_is_json_and_a_line_logged_while_serving_carries_the_request_id(gunicorn):
+    _, port, log = gunicorn(APP_FAULT_INJECTION="on")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("POST", "/api/faults/side-effect/0", headers={"X-Request-ID": "json-log-0001"})
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert logged(log, "side effect executed", within_s=1)
+    entries = json_lines(log)
+    assert all({"time", "level", "logger", "pid", "message"} <= set(entry) for entry in entries), entries
+    (effect,) = [entry for entry in entries if entry["message"].startswith("side effect executed")]
+    assert effect["request_id"] == "json-log-0001"
+    # Lines logged outside a request carry none, rather than a stale one.
+    (booted,) = [entry for entry in entries if entry["message"].startswith("Booting worker")]
+    assert "request_id" not in booted
+
+
+def test_the_text_log_format_is_gunicorns_own(gunicorn):
+    _, port, log = gunicorn(GUNICORN_LOG_FORMAT="text", GUNICORN_ACCESS_LOG="on")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/api/whoami?probe=text", headers={"X-Request-ID": "text-log-0001"})
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert logged(log, '"GET /api/whoami?probe=text HTTP/1.1" 200', within_s=1)
+    (line,) = [line for line in log.read_text().splitlines() if "probe=text" in line]
+    assert line.endswith("request_id=text-log-0001")
+    assert "[INFO] Booting worker" in log.read_text()
 
 
 def test_workers_recycle_one_at_a_time_and_every_request_is_answered(gunicorn):

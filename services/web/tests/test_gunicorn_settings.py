@@ -82,7 +82,27 @@ def test_production_defaults():
     lifecycle = lifecycle_settings_from_env({})
     assert lifecycle["max_requests"] > 0 and 0 < lifecycle["max_requests_jitter"] < lifecycle["max_requests"]
     assert settings["accesslog"] is None
+    # JSON lines by default, the access logger ignoring requests while the access log is off.
+    assert settings["logconfig_dict"]["loggers"]["gunicorn.access"]["handlers"] == []
+    assert settings["logconfig_dict"]["loggers"]["gunicorn.error"]["level"] == "INFO"
+
+
+def test_the_text_log_format_is_gunicorns_own_with_the_time_and_request_id():
+    settings = settings_from_env({"GUNICORN_LOG_FORMAT": "text"}, cpus=2)
+    assert settings["logconfig_dict"] == {}
     assert "%(M)s" in settings["access_log_format"] and "x-request-id" in settings["access_log_format"]
+
+
+def test_an_unknown_log_format_is_refused():
+    with pytest.raises(ValueError, match="GUNICORN_LOG_FORMAT"):
+        settings_from_env({"GUNICORN_LOG_FORMAT": "xml"}, cpus=2)
+
+
+def test_the_json_access_log_has_its_own_handler_when_on():
+    settings = settings_from_env({"GUNICORN_ACCESS_LOG": "on", "GUNICORN_LOG_LEVEL": "warning"}, cpus=2)
+    loggers = settings["logconfig_dict"]["loggers"]
+    assert loggers["gunicorn.access"]["handlers"] == ["stdout"]
+    assert loggers["gunicorn.error"]["level"] == "WARNING"
 
 
 def test_explicit_worker_count_wins_over_the_cpu_formula():
