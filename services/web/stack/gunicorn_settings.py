@@ -9,7 +9,7 @@ import math
 import os
 from pathlib import Path
 
-from . import env, json_logs
+from . import env
 
 WORKER_CLASSES = ("sync", "gthread", "gevent")
 LOG_FORMATS = ("json", "text")
@@ -129,20 +129,20 @@ def settings_from_env(environ, cpus=None):
         # (bench/README.md, "Tunings"), so it is off unless asked for.
         "accesslog": "-" if access_log else None,
         "errorlog": "-",
-        **log_format_settings(log_format, level, access_log),
+        **log_format_settings(log_format),
     }
 
 
-def log_format_settings(log_format, level, access_log):
+def log_format_settings(log_format):
     """json: every line a JSON object (json_logs.py); text: gunicorn's own lines."""
     if log_format == "json":
         return {
-            "logconfig_dict": json_logs.logconfig(level, access_log),
+            "logger_class": "stack.json_logs.JsonLogger",
             # The message of a JSON access line; the other fields are its own (AccessFields).
             "access_log_format": "%(r)s %(s)s",
         }
     return {
-        "logconfig_dict": {},
+        "logger_class": "gunicorn.glogging.Logger",
         # gunicorn's default format, then the time taken and the request id nginx sent.
         "access_log_format": (
             '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '

@@ -2,19 +2,23 @@
 log, so that one jq filter follows a request through both (docs/configuration.md,
 "Request ids and logs").
 
-gunicorn's documented `logconfig_dict` setting (gunicorn_settings.py) hands its error log,
+JsonLogger, given to gunicorn by its documented `logger_class` setting
+(gunicorn_settings.py), lets gunicorn set its logs up as usual, then hands its error log,
 its access log (GUNICORN_ACCESS_LOG=on) and every other logger, the app's included, to
-python-json-logger's formatter. Two logging filters, the standard library's way to add
-fields to a record, supply what a formatter cannot know:
+python-json-logger's formatter with the standard library's dictConfig. (gunicorn's
+`logconfig_dict` setting would do the same, but with any logging config set, gunicorn
+builds an access record for every request even while the access log is off: a measured
+share of the trivial endpoint's throughput, bench/README.md, "Tunings".)
 
-- RequestIdField: the id of the request being served (request_id.current()), on each line
-  logged while it is;
-- AccessFields: the fields of gunicorn's access line, named as in nginx's, from the values
-  gunicorn hands its access logger.
+Two logging filters, the standard library's way to add fields to a record, supply what a
+formatter cannot know:
 """
 
 import logging
+import logging.config
 from collections.abc import Mapping
+
+from gunicorn.glogging import Logger
 
 from . import request_id
 
@@ -76,8 +80,17 @@ def _number(text, kind):
         return text
 
 
+class JsonLogger(Logger):
+    """gunicorn's logger, its lines JSON. setup() is what gunicorn calls at start and on
+    each reload (SIGHUP) with the settings in force."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        logging.config.dictConfig(logconfig(cfg.loglevel, cfg.accesslog is not None))
+
+
 def logconfig(level, access_log):
-    """gunicorn's logconfig_dict: JSON lines, errors and the app's on stderr, access on stdout."""
+    """JSON lines: errors and the app's on stderr, gunicorn's access log on stdout."""
     handlers = {
         "stderr": {
             "class": "logging.StreamHandler",
@@ -86,8 +99,7 @@ def logconfig(level, access_log):
             "filters": ["request_id"],
         },
     }
-    # gunicorn calls its access logger for every request once logconfig_dict is set; with the
-    # access log off it has no handler and ignores INFO, so the call ends there.
+    # With the access log off, gunicorn does not call its access logger at all.
     access = {"level": "WARNING", "handlers": [], "propagate": False}
     if access_log:
         handlers["stdout"] = {

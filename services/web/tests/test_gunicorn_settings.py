@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config
 
+from stack import json_logs
 from stack.gunicorn_settings import (
     cgroup_cpu_quota,
     default_workers,
@@ -82,14 +83,15 @@ def test_production_defaults():
     lifecycle = lifecycle_settings_from_env({})
     assert lifecycle["max_requests"] > 0 and 0 < lifecycle["max_requests_jitter"] < lifecycle["max_requests"]
     assert settings["accesslog"] is None
-    # JSON lines by default, the access logger ignoring requests while the access log is off.
-    assert settings["logconfig_dict"]["loggers"]["gunicorn.access"]["handlers"] == []
-    assert settings["logconfig_dict"]["loggers"]["gunicorn.error"]["level"] == "INFO"
+    # JSON lines by default, through gunicorn's logger_class, never logconfig_dict: with one,
+    # gunicorn would build an access record per request with the access log off.
+    assert settings["logger_class"] == "stack.json_logs.JsonLogger"
+    assert "logconfig_dict" not in settings
 
 
 def test_the_text_log_format_is_gunicorns_own_with_the_time_and_request_id():
     settings = settings_from_env({"GUNICORN_LOG_FORMAT": "text"}, cpus=2)
-    assert settings["logconfig_dict"] == {}
+    assert settings["logger_class"] == "gunicorn.glogging.Logger"
     assert "%(M)s" in settings["access_log_format"] and "x-request-id" in settings["access_log_format"]
 
 
@@ -98,11 +100,23 @@ def test_an_unknown_log_format_is_refused():
         settings_from_env({"GUNICORN_LOG_FORMAT": "xml"}, cpus=2)
 
 
-def test_the_json_access_log_has_its_own_handler_when_on():
-    settings = settings_from_env({"GUNICORN_ACCESS_LOG": "on", "GUNICORN_LOG_LEVEL": "warning"}, cpus=2)
-    loggers = settings["logconfig_dict"]["loggers"]
-    assert loggers["gunicorn.access"]["handlers"] == ["stdout"]
-    assert loggers["gunicorn.error"]["level"] == "WARNING"
+def test_the_json_logs_route_gunicorns_loggers_and_the_apps():
+    quiet = json_logs.logconfig("info", access_log=False)["loggers"]
+    assert quiet["gunicorn.access"]["handlers"] == [] and quiet["gunicorn.error"]["level"] == "INFO"
+    config = json_logs.logconfig("warning", access_log=True)
+    assert config["loggers"]["gunicorn.access"]["handlers"] == ["stdout"]
+    assert config["loggers"]["gunicorn.error"]["level"] == "WARNING"
+    assert config["root"]["handlers"] == ["stderr"]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+@pytest.mark.parametrize("access_log", ["off", "on"])
+def test_gunicorn_builds_access_records_only_with_the_access_log_on(log_format, access_log):
+    config = Config()
+    environ = {"GUNICORN_LOG_FORMAT": log_format, "GUNICORN_ACCESS_LOG": access_log}
+    for name, value in settings_from_env(environ, cpus=2).items():
+        config.set(name, value)
+    assert config.logger_class(config).access_log_enabled is (access_log == "on")
 
 
 def test_explicit_worker_count_wins_over_the_cpu_formula():
