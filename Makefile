@@ -126,7 +126,7 @@ bench: ## Benchmark every server configuration, direct and behind nginx (about 4
 bench-quick: ## The benchmark's smoke run (a few minutes): one configuration of each server, short runs
 	bench/run.sh quick
 
-bench-tuning: ## The default configuration against variants of it, in paired rounds (about 5 min)
+bench-tuning: ## The default configuration against variants of it, in paired rounds (about 7 min)
 	bench/run.sh tuning
 
 # Each linter is also a target of its own; lint runs them all and reports every failure.
