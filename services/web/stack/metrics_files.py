@@ -16,3 +16,10 @@ def fresh_directory(environ):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def prepared(environ):
+    """Whether the folder is there: gunicorn.conf.py makes it before the workers start. Under
+    another server (flask run, waitress) it is not, and nothing would export the counts."""
+    path = environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    return bool(path) and os.path.isdir(path)

@@ -8,8 +8,13 @@ import os
 
 from app import create_app
 
+from . import metrics_files
 from .drain import DrainFlag, flag_path
 from .settings import settings_from_env
 from .wrapping import wrap
 
-application = wrap(create_app(), settings_from_env(os.environ), DrainFlag(flag_path(os.environ)))
+settings = settings_from_env(os.environ)
+if not metrics_files.prepared(os.environ):
+    # Counted only where they are exported: gunicorn, from gunicorn.conf.py.
+    settings = {**settings, "METRICS": False}
+application = wrap(create_app(), settings, DrainFlag(flag_path(os.environ)))

@@ -5,9 +5,16 @@ across real gunicorn workers, is in test_gunicorn_lifecycle.py.
 A request is counted when its response body is closed, as gunicorn does once it is sent:
 `buffered=True` makes the test client read and close it."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
+
+WEB_DIR = Path(__file__).resolve().parents[1]
 
 
 def count(route, status, method="GET"):
@@ -80,3 +87,23 @@ def test_metrics_off_counts_nothing(wrapped, app):
 
 def test_the_app_does_not_serve_metrics(wrapped, app):
     assert wrapped(app, PROBES=False).get("/metrics").status_code == 404
+
+
+ENTRY_POINT_SERVES = """
+from werkzeug.test import Client
+import stack.wsgi
+response = Client(stack.wsgi.application).get("/healthz")
+print(response.status_code, stack.wsgi.settings["METRICS"])
+"""
+
+
+@pytest.mark.parametrize("folder", ["", "/nonexistent/metrics"])
+def test_the_entry_point_serves_without_metrics_under_another_server(folder):
+    """flask run, waitress or uWSGI load stack.wsgi without gunicorn.conf.py, which makes the
+    multiprocess folder: the stack serves, and counts nothing nobody would export."""
+    environ = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder, "APP_METRICS": "on"}
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY_POINT_SERVES], cwd=WEB_DIR, env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "False"]
