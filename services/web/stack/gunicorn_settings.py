@@ -91,8 +91,6 @@ def settings_from_env(environ, cpus=None):
     log_format = env.text(environ, "GUNICORN_LOG_FORMAT", "json")
     if log_format not in LOG_FORMATS:
         raise ValueError(f"GUNICORN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
-    level = env.text(environ, "GUNICORN_LOG_LEVEL", "info")
-    access_log = env.switch(environ, "GUNICORN_ACCESS_LOG", False)
     return {
         "bind": f"0.0.0.0:{env.whole(environ, 'GUNICORN_PORT', 8000, minimum=1)}",
         "worker_class": worker_class,
@@ -123,11 +121,11 @@ def settings_from_env(environ, cpus=None):
         "preload_app": preload,
         # The runtime control socket would need a writable home; operations use signals instead.
         "control_socket_disable": True,
-        "loglevel": level,
+        "loglevel": env.text(environ, "GUNICORN_LOG_LEVEL", "info"),
         # nginx's JSON access log already has every request with its id, replica, status and
         # time; gunicorn's own line costs Docker's log pipeline a share of the throughput
         # (bench/README.md, "Tunings"), so it is off unless asked for.
-        "accesslog": "-" if access_log else None,
+        "accesslog": "-" if env.switch(environ, "GUNICORN_ACCESS_LOG", False) else None,
         "errorlog": "-",
         **log_format_settings(log_format),
     }

@@ -12,6 +12,11 @@ share of the trivial endpoint's throughput, bench/README.md, "Tunings".)
 
 Two logging filters, the standard library's way to add fields to a record, supply what a
 formatter cannot know:
+
+- RequestIdField: the id of the request being served (request_id.current()), on each line
+  logged while it is;
+- AccessFields: the fields of gunicorn's access line, named as in nginx's, from the values
+  gunicorn hands its access logger.
 """
 
 import logging

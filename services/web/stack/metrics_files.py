@@ -8,9 +8,14 @@ import os
 import shutil
 
 
+def folder(environ):
+    """The folder's path, or "" when multiprocess mode is off."""
+    return environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+
+
 def fresh_directory(environ):
     """Empty (or make) the folder; returns its path, or None when multiprocess mode is off."""
-    path = environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    path = folder(environ)
     if not path:
         return None
     shutil.rmtree(path, ignore_errors=True)
@@ -21,5 +26,5 @@ def fresh_directory(environ):
 def prepared(environ):
     """Whether the folder is there: gunicorn.conf.py makes it before the workers start. Under
     another server (flask run, waitress) it is not, and nothing would export the counts."""
-    path = environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    path = folder(environ)
     return bool(path) and os.path.isdir(path)
