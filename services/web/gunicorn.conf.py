@@ -3,6 +3,7 @@
 gunicorn's is replaced: the hooks read what gunicorn passes them and stop a worker the
 way gunicorn's own workers stop, by setting `worker.alive` to False."""
 
+import json
 import os
 import sys
 
@@ -10,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from stack import metrics_files
 from stack.connection_turns import take_turns
-from stack.gunicorn_settings import describe, lifecycle_settings_from_env, settings_from_env
+from stack.gunicorn_settings import describe, effective, lifecycle_settings_from_env, settings_from_env
 from stack.recycle_turns import RecycleTurn
 from stack.recycling import Recycler
 from stack.settings import settings_from_env as stack_settings_from_env
@@ -46,8 +47,10 @@ take_turn = None
 
 
 def on_starting(server):
-    # Workers inherit the environment: /api/whoami reports the class actually running.
+    # Workers inherit the environment: /api/whoami reports the class actually running, and
+    # /api/settings what gunicorn actually holds (probes.py).
     os.environ["SERVER_WORKER_CLASS"] = server.cfg.worker_class_str
+    os.environ["SERVER_SETTINGS"] = json.dumps(effective(server.cfg, lifecycle))
     server.log.info(describe(server.cfg, lifecycle))
 
 

@@ -28,6 +28,7 @@ LOGGED_SETTINGS = (
     "accesslog",
     "forwarded_allow_ips",
     "preload_app",
+    "reload",
 )
 
 
@@ -86,6 +87,10 @@ def settings_from_env(environ, cpus=None):
         # Loading the app before gevent patches the standard library in each worker
         # leaves unpatched sockets and locks behind: never combine the two.
         raise ValueError("GUNICORN_PRELOAD cannot be used with GUNICORN_WORKER_CLASS=gevent")
+    reload = env.switch(environ, "GUNICORN_RELOAD", False)
+    if reload and preload:
+        # gunicorn's reloader restarts workers, which would only fork the master's old copy.
+        raise ValueError("GUNICORN_RELOAD cannot be used with GUNICORN_PRELOAD")
     if cpus is None:
         cpus = usable_cpu_count()
     log_format = env.text(environ, "GUNICORN_LOG_FORMAT", "json")
@@ -128,6 +133,25 @@ def settings_from_env(environ, cpus=None):
         "accesslog": "-" if env.switch(environ, "GUNICORN_ACCESS_LOG", False) else None,
         "errorlog": "-",
         **log_format_settings(log_format),
+        **reload_settings(reload),
+    }
+
+
+def reload_settings(reload):
+    """GUNICORN_RELOAD=on (compose.override.yaml, development only): each worker restarts
+    when a file of the app changes, so an edit of the bind-mounted app shows in a second or
+    two (docs/operations.md, "The development loop")."""
+    if not reload:
+        return {"reload": False}
+    return {
+        "reload": True,
+        # Polling the files' times works on every bind mount, Docker Desktop's file sharing
+        # included, where inotify events from the host may never arrive.
+        "reload_engine": "poll",
+        # The modules a worker imported are watched anyway; this adds the templates and
+        # static files (Flask caches templates, the stack the static files' fingerprints),
+        # and files created after the start. Relative to the folder gunicorn runs in.
+        "reload_extra_files": ["app/**/*"],
     }
 
 
@@ -170,12 +194,18 @@ def lifecycle_settings_from_env(environ):
     }
 
 
-def describe(cfg, lifecycle=None):
-    """One log line with the effective value of each setting that shapes capacity."""
+def effective(cfg, lifecycle=None):
+    """The effective value of each setting that shapes capacity, as gunicorn holds it, then
+    the stack's own hooks' settings: logged at start, and reported by /api/settings."""
 
     def shown(value):
-        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
-    pairs = [(name, cfg.settings[name].get()) for name in LOGGED_SETTINGS]
-    pairs += list((lifecycle or {}).items())
-    return "effective settings: " + " ".join(f"{name}={shown(value)}" for name, value in pairs)
+    pairs = {name: shown(cfg.settings[name].get()) for name in LOGGED_SETTINGS}
+    return {**pairs, **(lifecycle or {})}
+
+
+def describe(cfg, lifecycle=None):
+    """One log line with the effective value of each setting that shapes capacity."""
+    pairs = effective(cfg, lifecycle).items()
+    return "effective settings: " + " ".join(f"{name}={value}" for name, value in pairs)

@@ -1,13 +1,15 @@
 """/healthz and the probe endpoints: the test contract, which the stack mounts around any app.
 
-The integration tests and the benchmark drive these (docs/configuration.md, "Probes"):
-identity (whoami), IO-bound work (sleep), CPU-bound work (compute), request bodies (echo),
-plus faults.py and outbound.py when switched on. They are a small Flask app of the stack's
+The integration tests, the benchmark and the demo's live page drive these
+(docs/configuration.md, "Probes"): identity (whoami), the replica's effective settings
+(settings), IO-bound work (sleep), CPU-bound work (compute), request bodies (echo), plus
+faults.py and outbound.py when switched on. They are a small Flask app of the stack's
 own, so every error on their paths is JSON whatever the user's app does. Only /healthz is
 mounted unless APP_PROBES is on: the production overlay leaves the others off.
 """
 
 import hashlib
+import json
 import os
 import socket
 import time
@@ -51,6 +53,26 @@ def whoami():
         client_ip=request.remote_addr,
         scheme=request.scheme,
         host=request.host,
+    )
+
+
+@blueprint.get("/api/settings")
+def settings():
+    """What this replica runs with: gunicorn's effective settings, as gunicorn.conf.py put
+    them in SERVER_SETTINGS at start (empty under another server), and the stack's limits."""
+    config = current_app.config
+    return jsonify(
+        hostname=socket.gethostname(),
+        version=config["APP_VERSION"],
+        worker_class=os.environ.get("SERVER_WORKER_CLASS", "unknown"),
+        server=json.loads(os.environ.get("SERVER_SETTINGS") or "{}"),
+        stack={
+            "trusted_proxy_hops": config["TRUSTED_PROXY_HOPS"],
+            "max_body_bytes": config["MAX_CONTENT_LENGTH"],
+            "sleep_max_ms": config["SLEEP_MAX_MS"],
+            "compute_max_rounds": config["COMPUTE_MAX_ROUNDS"],
+            "metrics": config["METRICS"],
+        },
     )
 
 

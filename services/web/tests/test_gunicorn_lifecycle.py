@@ -4,6 +4,7 @@ fat workers are recycled, gevent's connections take turns, the access log is a k
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,10 +47,11 @@ def wait_until_serving(port, deadline_s=20):
 @pytest.fixture
 def gunicorn(tmp_path):
     """Start gunicorn as the image does (under drain_then_stop, from gunicorn.conf.py) with
-    extra environment; always stopped afterwards."""
+    extra environment, in `cwd` (this service's folder, or a copy of it); always stopped
+    afterwards."""
     started = []
 
-    def start(**env):
+    def start(cwd=WEB_DIR, **env):
         port = free_port()
         log = tmp_path / f"gunicorn-{port}.log"
         process = subprocess.Popen(
@@ -64,7 +66,7 @@ def gunicorn(tmp_path):
                 "gunicorn.conf.py",
                 "stack.wsgi:application",
             ],
-            cwd=WEB_DIR,
+            cwd=cwd,
             env={
                 **os.environ,
                 "GUNICORN_PORT": str(port),
@@ -344,3 +346,63 @@ def test_recycles_are_counted_with_their_reason(gunicorn, tmp_path):
         assert time.monotonic() < deadline, (by_memory, exits)
         time.sleep(0.2)
     assert sample(families, recycles, f"{recycles}_total", reason="max_requests") == 0
+
+
+def test_the_settings_probe_reports_what_gunicorn_holds(gunicorn):
+    _, port, _ = gunicorn(GUNICORN_WORKER_CLASS="gthread", GUNICORN_WORKERS="2", GUNICORN_THREADS="3")
+    status, body = request(port, "GET", "/api/settings")
+    assert status == 200
+    reported = json.loads(body)
+    assert reported["worker_class"] == "gthread"
+    server = reported["server"]
+    assert (server["worker_class"], server["workers"], server["threads"]) == ("gthread", 2, 3)
+    assert server["reload"] is False
+    # The stack's own hooks' settings come with gunicorn's.
+    assert server["max_worker_memory_mb"] == 256
+    assert reported["stack"]["sleep_max_ms"] == 10_000
+
+
+# gunicorn's poll reloader's pause between looks at the files (gunicorn/reloader.py).
+RELOADER_INTERVAL_S = 1
+
+
+def copy_of_this_service(destination):
+    """What the image holds of this folder (gunicorn.conf.py, the stack, the app), copied."""
+    ignored = shutil.ignore_patterns("__pycache__", "tests")
+    shutil.copy2(WEB_DIR / "gunicorn.conf.py", destination / "gunicorn.conf.py")
+    for folder in ("stack", "app"):
+        shutil.copytree(WEB_DIR / folder, destination / folder, ignore=ignored)
+    return destination
+
+
+def eventually(read, expected, within_s):
+    """Seconds until read() returns something containing `expected`; fails after within_s."""
+    started = time.monotonic()
+    while time.monotonic() - started < within_s:
+        if expected in read():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"{expected!r} not seen within {within_s}s")
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+def test_with_reload_on_an_edit_of_a_template_or_a_module_is_served_without_a_restart(gunicorn, tmp_path, worker_class):
+    web = tmp_path / "web"
+    web.mkdir()
+    copy_of_this_service(web)
+    process, port, log = gunicorn(cwd=web, GUNICORN_RELOAD="on", GUNICORN_WORKER_CLASS=worker_class)
+    # Flask has compiled the template and cached it.
+    assert request(port, "GET", "/")[0] == 200
+    # gunicorn's reloader takes each file's time at its first look, once a second: an edit
+    # before that look would be its starting point, not a change. A person is never that fast.
+    time.sleep(RELOADER_INTERVAL_S + 0.5)
+    template = web / "app" / "templates" / "index.html"
+    template.write_text(template.read_text().replace("<title>", "<title>edited template "))
+    eventually(lambda: request(port, "GET", "/")[1].decode(), "edited template", within_s=15)
+    time.sleep(RELOADER_INTERVAL_S + 0.5)
+    pages = web / "app" / "pages.py"
+    pages.write_text(pages.read_text() + '\n\n@blueprint.get("/edited")\ndef edited():\n    return "edited module"\n')
+    eventually(lambda: request(port, "GET", "/edited")[1].decode(), "edited module", within_s=15)
+    # The workers were replaced, never gunicorn's master: the same process serves on.
+    assert process.poll() is None
+    assert "Worker reloading:" in log.read_text()

@@ -207,4 +207,21 @@ def test_describe_lists_each_capacity_setting_once_as_name_value():
     line = describe(cfg)
     assert line.startswith("effective settings: ")
     assert "bind=0.0.0.0:8000 worker_class=gthread workers=3 threads=4 " in line
-    assert line.count("=") == 12
+    assert line.count("=") == 13
+
+
+def test_reload_is_off_unless_asked_for():
+    assert settings_from_env({}, cpus=1)["reload"] is False
+    assert "reload_extra_files" not in settings_from_env({}, cpus=1)
+
+
+def test_reload_polls_and_watches_every_file_of_the_app():
+    settings = settings_from_env({"GUNICORN_RELOAD": "on"}, cpus=1)
+    assert settings["reload"] is True
+    assert settings["reload_engine"] == "poll"
+    assert settings["reload_extra_files"] == ["app/**/*"]
+
+
+def test_reload_with_preload_is_refused():
+    with pytest.raises(ValueError, match="GUNICORN_RELOAD cannot be used with GUNICORN_PRELOAD"):
+        settings_from_env({"GUNICORN_RELOAD": "on", "GUNICORN_PRELOAD": "on", "GUNICORN_WORKER_CLASS": "sync"}, cpus=1)

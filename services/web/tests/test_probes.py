@@ -28,6 +28,15 @@ def test_whoami_reports_the_client_behind_exactly_one_proxy(client):
         assert field in body
 
 
+def test_settings_report_the_stacks_limits_and_no_server_settings_outside_gunicorn(wrapped, monkeypatch):
+    monkeypatch.delenv("SERVER_SETTINGS", raising=False)
+    body = wrapped(SLEEP_MAX_MS=500).get("/api/settings").get_json()
+    assert body["server"] == {}
+    assert body["stack"]["sleep_max_ms"] == 500
+    assert body["stack"]["max_body_bytes"] == 1024 * 1024
+    assert {"hostname", "version", "worker_class"} <= set(body)
+
+
 def test_forwarded_headers_are_ignored_when_no_proxy_is_trusted(wrapped):
     client = wrapped(TRUSTED_PROXY_HOPS=0)
     body = client.get(
