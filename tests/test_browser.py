@@ -1,63 +1,261 @@
-"""The front page in a real browser: styles, script and the API call all work through nginx."""
+"""The live page at / in a real browser (tests/browser.py), against the composed stack: it
+loads cleanly, shows the replicas a scale brings and takes away, counts 429s as such, works
+from the keyboard, reads well, and says so when the probes are off."""
 
-import os
-import shutil
-import subprocess
-import tempfile
+import re
+import time
+from collections import Counter
 
 import pytest
+from browser import Watched, chromium
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Let the page's script run its fetch before the DOM is captured.
-    "--virtual-time-budget=10000",
-]
+from composed import composed_stack
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    path = shutil.which("chromium")
-    if path is None:
-        message = "chromium not installed: run scripts/install-chromium.sh (as root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+def browser():
+    with chromium() as launched:
+        yield launched
 
 
-def run_chromium(chromium, *args):
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=True,
-        )
+@pytest.fixture(scope="module")
+def live_stack():
+    """compose.yaml as `make up` runs it, limits on: the page's own stack, since it scales."""
+    with composed_stack("live-page") as composed:
+        yield composed
 
 
-def test_page_script_fetches_whoami_through_nginx(stack, chromium):
-    dom = run_chromium(chromium, "--dump-dom", stack.url("/")).stdout
-    assert "Flask production stack" in dom
-    # The script (a fingerprinted static file) ran and filled in the API's answer.
-    answer = dom.split('id="answer"', 1)[1].split("</pre>", 1)[0]
-    assert '"worker_class": "gevent"' in answer
-    assert '"hostname":' in answer
+@pytest.fixture
+def watched(browser, live_stack):
+    page = Watched(browser, live_stack.base_url)
+    yield page
+    page.close()
 
 
-def test_page_renders_with_its_stylesheet(stack, chromium, tmp_path):
-    screenshot = tmp_path / "index.png"
-    lines_before = len(stack.flushed_logs("nginx").splitlines())
-    run_chromium(chromium, f"--screenshot={screenshot}", "--window-size=900,700", stack.url("/"))
-    assert screenshot.read_bytes().startswith(b"\x89PNG") and screenshot.stat().st_size > 5000
-    # This page load fetched the stylesheet, script and image from nginx, each a 200.
-    new_lines = stack.flushed_logs("nginx").splitlines()[lines_before:]
-    for asset in ("/static/css/site.", "/static/js/whoami.", "/static/img/logo."):
-        assert any(f'"GET {asset}' in line and '"status":200' in line for line in new_lines), asset
+def open_live_page(watched, stack, replicas=1):
+    watched.page.goto(stack.url("/"))
+    expect_replica_count(watched, replicas)
+
+
+def expect_replica_count(watched, replicas, within_s=30):
+    watched.page.wait_for_function(
+        "n => document.getElementById('replica-count').textContent === String(n)", arg=replicas, timeout=within_s * 1000
+    )
+
+
+def fire(watched, count, concurrency, endpoint="whoami", within_s=90):
+    page = watched.page
+    page.select_option("#endpoint", endpoint)
+    page.fill("#count", str(count))
+    page.fill("#concurrency", str(concurrency))
+    page.click("#fire")
+    page.wait_for_selector("#run-status[data-state=done]", timeout=within_s * 1000)
+    return outcomes(watched)
+
+
+def outcomes(watched):
+    return {
+        name: int(watched.page.inner_text(f"[data-outcome={name}]")) for name in ("ok", "limited", "error", "network")
+    }
+
+
+def scale(stack, replicas):
+    stack.make("scale", f"N={replicas}", timeout=300)
+    return stack.replicas_answering(replicas, deadline_s=30)
+
+
+def test_the_page_loads_with_no_console_error_and_nothing_from_outside_the_stack(watched, live_stack):
+    scale(live_stack, 1)
+    open_live_page(watched, live_stack)
+    page = watched.page
+    # Rendered by a replica, which the page names; the settings come from /api/settings.
+    (replica,) = live_stack.running("web")
+    assert replica.id[:12] in page.inner_text("#rendered-by")
+    page.wait_for_selector("#settings-table")
+    settings = page.inner_text("#settings-table")
+    assert re.search(r"worker_class\s+gevent", settings), settings
+    assert re.search(r"gunicorn workers\s+\d+", settings), settings
+    assert watched.console_errors == []
+    assert watched.page_errors == []
+    assert watched.refused == []
+    assert watched.requests and all(url.startswith(live_stack.base_url + "/") for url in watched.requests)
+    # The stylesheet, both scripts and the logo, each by its fingerprinted name from nginx.
+    assets = [url for url in watched.requests if "/static/" in url]
+    assert {"css", "js", "img"} <= {url.split("/static/")[1].split("/")[0] for url in assets}
+    assert all(re.search(r"\.[0-9a-f]{12}\.[a-z]+$", url) for url in assets), assets
+
+
+def test_after_make_scale_3_firing_requests_shows_three_replicas_on_the_chart(watched, live_stack):
+    running = scale(live_stack, 3)
+    open_live_page(watched, live_stack, replicas=3)
+    counts = fire(watched, count=150, concurrency=6)
+    assert counts == {"ok": 150, "limited": 0, "error": 0, "network": 0}
+    bars = watched.page.eval_on_selector_all(
+        "#spread-chart g.bar", "bars => bars.map(bar => [bar.dataset.replica, bar.querySelector('.value').textContent])"
+    )
+    assert {replica for replica, _ in bars} == running
+    assert sum(int(count) for _, count in bars) == 150
+    # nginx balances: no replica is left out or takes nearly everything.
+    assert all(int(count) >= 15 for _, count in bars), bars
+    assert re.fullmatch(r"[\d.]+ m?s", watched.page.inner_text("#p50"))
+    assert re.fullmatch(r"[\d.]+ m?s", watched.page.inner_text("#p99"))
+    assert watched.page.locator("#latency-chart rect.bucket").count() > 0
+    assert watched.console_errors == [] and watched.page_errors == []
+    watched.screenshot("live-page-three-replicas.png")
+
+
+def test_scaling_to_2_while_the_page_is_open_updates_the_count(watched, live_stack):
+    scale(live_stack, 3)
+    open_live_page(watched, live_stack, replicas=3)
+    started = time.monotonic()
+    running = scale(live_stack, 2)
+    # The stopped replica answers no more; the page drops it once its window has passed.
+    expect_replica_count(watched, 2, within_s=45)
+    print(f"replica count 3 -> 2 on the page {time.monotonic() - started:.1f} s after make scale N=2 began")
+    assert watched.page_errors == []
+    # What the page shows is what runs: the two replicas left.
+    fire(watched, count=40, concurrency=4)
+    shown = set(watched.page.eval_on_selector_all("#spread-chart g.bar", "bars => bars.map(b => b.dataset.replica)"))
+    assert shown == running
+
+
+def test_a_burst_over_the_rate_limit_shows_429s_as_such(watched, live_stack):
+    scale(live_stack, 2)
+    open_live_page(watched, live_stack, replicas=2)
+    # Let the page's own heartbeat requests leave the client's bucket first.
+    time.sleep(3)
+    since = int(time.time()) - 1
+    counts = fire(watched, count=800, concurrency=50)
+    assert counts["limited"] > 0, counts
+    assert counts["ok"] > 0, counts
+    assert counts["error"] == 0 and counts["network"] == 0, counts
+    assert sum(counts.values()) == 800
+    # Each of this run's requests is in nginx's log under the page's id (live-<page>-1-<n>),
+    # with the status the page counted: none hidden, none retried.
+    logged = [
+        line
+        for line in live_stack.nginx_access_log(since=since, request_id_prefix="live-")
+        if re.fullmatch(r"live-[a-z0-9]+-1-\d+", line["request_id"])
+    ]
+    statuses = Counter(line["status"] for line in logged)
+    assert statuses == Counter({200: counts["ok"], 429: counts["limited"]}), statuses
+    assert watched.page.inner_text("[data-outcome=limited]") == str(counts["limited"])
+    watched.screenshot("live-page-rate-limited.png")
+
+
+def test_keyboard_alone_reaches_and_fires_the_control(watched, live_stack):
+    scale(live_stack, 1)
+    open_live_page(watched, live_stack)
+    page = watched.page
+    focused = []
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id"))
+        if focused[-1] == "fire":
+            break
+    # In reading order: the endpoint, the counts, then the button (disabled fields are skipped).
+    assert focused[-1] == "fire", focused
+    assert [name for name in focused if name in {"endpoint", "count", "concurrency", "fire"}] == [
+        "endpoint",
+        "count",
+        "concurrency",
+        "fire",
+    ], focused
+    # The focus is visible: the button draws an outline while focused from the keyboard.
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#run-status[data-state=done]", timeout=60_000)
+    assert outcomes(watched)["ok"] == 200
+    # Choosing another endpoint from the keyboard enables its field.
+    page.focus("#endpoint")
+    page.keyboard.press("ArrowDown")
+    assert page.input_value("#endpoint") == "sleep"
+    assert page.is_enabled("#sleep-ms") and page.is_disabled("#compute-rounds")
+
+
+def test_every_field_has_a_label_and_a_bad_value_is_explained(watched, live_stack):
+    open_live_page(watched, live_stack, replicas=len(live_stack.running("web")))
+    page = watched.page
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input, select')].filter(f => f.labels.length === 0).map(f => f.id)"
+    )
+    assert unlabelled == []
+    page.fill("#count", "0")
+    page.click("#fire")
+    assert page.inner_text("#form-error") == "Requests must be a whole number from 1 to 5000."
+    assert page.get_attribute("#count", "aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "count"
+    assert page.inner_text("#run-status") == "Nothing fired yet."
+
+
+# The page's own text colours against what lies behind them.
+CONTRAST_SCRIPT = """
+() => {
+  const rgb = (css) => css.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const luminance = ([r, g, b]) => {
+    const linear = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2];
+  };
+  const background = (element) => {
+    for (let node = element; node; node = node.parentElement) {
+      const color = rgb(getComputedStyle(node).backgroundColor);
+      if (color.length < 4 || color[3] > 0) return color;
+    }
+    return [255, 255, 255];
+  };
+  const selectors = ["h1", "#rendered-by", ".note", "label", "[data-outcome=ok]", "[data-outcome=limited]",
+                     "[data-outcome=error]", ".tile dt", "#fire", "#stop", "#run-status", "table.data td"];
+  return selectors.map((selector) => {
+    const element = document.querySelector(selector);
+    const [a, b] = [luminance(rgb(getComputedStyle(element).color)), luminance(background(element))];
+    return [selector, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_meets_wcag_aa_contrast_in_both_colour_schemes(browser, live_stack, scheme):
+    watched = Watched(browser, live_stack.base_url, color_scheme=scheme)
+    try:
+        open_live_page(watched, live_stack, replicas=len(live_stack.running("web")))
+        watched.page.wait_for_selector("#settings-table")
+        ratios = dict(watched.page.evaluate(CONTRAST_SCRIPT))
+        # WCAG 2.1 AA: 4.5 for normal text. The disabled Stop button is exempt (WCAG 1.4.3).
+        ratios.pop("#stop")
+        assert all(ratio >= 4.5 for ratio in ratios.values()), ratios
+    finally:
+        watched.close()
+
+
+def test_on_a_phone_sized_screen_nothing_overflows_sideways(browser, live_stack):
+    watched = Watched(browser, live_stack.base_url)
+    try:
+        watched.page.set_viewport_size({"width": 390, "height": 844})
+        open_live_page(watched, live_stack, replicas=len(live_stack.running("web")))
+        fire(watched, count=30, concurrency=3)
+        overflow = watched.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than the screen"
+        watched.screenshot("live-page-phone.png")
+    finally:
+        watched.close()
+
+
+def test_with_the_probes_off_as_in_production_the_page_says_so_instead_of_failing(browser):
+    with composed_stack("live-page-prod", compose_files=("compose.yaml", "compose.prod.yaml")) as production:
+        watched = Watched(browser, production.base_url)
+        try:
+            watched.page.goto(production.url("/"))
+            watched.page.wait_for_selector("#probes-off", state="visible", timeout=15_000)
+            assert watched.page.is_disabled("#fire")
+            assert "APP_PROBES=off" in watched.page.inner_text("#probes-off")
+            assert "replica" in watched.page.inner_text("#rendered-by")
+            # The one console error is the browser's own note of the probe's 404, which the
+            # page turned into its notice; the page threw nothing.
+            assert watched.page_errors == []
+            assert all(url.endswith(("/api/whoami", "/api/settings")) for _, url in watched.console_errors), (
+                watched.console_errors
+            )
+            watched.screenshot("live-page-probes-off.png")
+        finally:
+            watched.close()

@@ -36,10 +36,10 @@ def test_page_links_resolve_to_immutable_static_files(stack):
 
 
 def test_plain_name_must_revalidate_and_answers_304_when_unchanged(stack):
-    first = stack.get("/static/js/whoami.js")
+    first = stack.get("/static/js/live.js")
     assert first.status_code == 200
     assert first.headers["Cache-Control"] == "no-cache"
-    again = stack.get("/static/js/whoami.js", headers={"If-None-Match": first.headers["ETag"]})
+    again = stack.get("/static/js/live.js", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
 
 
@@ -59,7 +59,7 @@ def test_nothing_outside_the_static_folder_is_served(stack, path):
 
 def test_static_requests_never_reach_gunicorn(stack):
     marker = f"static-probe-{time.monotonic_ns()}"
-    for relative in ("css/site.css", "js/whoami.js", "img/logo.svg"):
+    for relative in ("css/site.css", "js/live.js", "img/logo.svg"):
         assert stack.get(f"/static/{relative}", params={"probe": marker}).status_code == 200
         assert stack.get(static_url(relative), params={"probe": marker}).status_code == 200
     # A dynamic request with the same marker must show up in web's log: proves the log is read.

@@ -82,7 +82,11 @@ def sleep(ms):
     started = time.perf_counter()
     # Under the gevent worker time.sleep is patched to yield, like any IO wait would.
     time.sleep(wait_ms / 1000)
-    return jsonify(slept_ms=wait_ms, elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+    return jsonify(
+        slept_ms=wait_ms,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        **served_by(),
+    )
 
 
 @blueprint.get("/api/compute/<n>")
@@ -96,6 +100,7 @@ def compute(n):
         rounds=rounds,
         sha256=digest.hex(),
         elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        **served_by(),
     )
 
 
@@ -104,6 +109,11 @@ def echo():
     """Report the size and hash of the request body (bodies beyond the limit are a 413)."""
     body = request.get_data(cache=False)
     return jsonify(bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
+
+
+def served_by():
+    """The replica and worker that answered: the live page counts requests by them."""
+    return {"hostname": socket.gethostname(), "pid": os.getpid()}
 
 
 def request_id():
