@@ -6,7 +6,10 @@ COMPOSE ?= docker compose
 # TLS=on adds compose.tls.yaml (HTTPS at nginx, with the certificates make certs writes).
 TLS ?= off
 TLS_FILES = $(if $(filter on,$(TLS)),-f compose.tls.yaml)
-DEV_COMPOSE = $(COMPOSE) -f compose.yaml $(TLS_FILES)
+# The development stack: the two files `docker compose` alone reads, compose.override.yaml
+# holding the development loop (bind-mounted app, gunicorn's reload).
+COMPOSE_FILES ?= compose.yaml compose.override.yaml
+DEV_COMPOSE = $(COMPOSE) $(addprefix -f ,$(COMPOSE_FILES)) $(TLS_FILES)
 PROD_COMPOSE = $(COMPOSE) -f compose.yaml -f compose.prod.yaml $(TLS_FILES)
 # The names make certs writes a certificate for (and NGINX_SERVER_NAMES must list).
 CERT_NAMES ?= localhost

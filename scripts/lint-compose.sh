@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Security lint of the compose files with compose-lint (part of `make lint`), in the two
 # shapes the stack runs in:
-#   compose.yaml alone                 `make up`       policy: tools/lint/compose-lint.dev.yml
+#   compose.yaml + compose.override.yaml  `make up`    policy: tools/lint/compose-lint.dev.yml
 #   compose.yaml + compose.prod.yaml   `make prod-up`  policy: tools/lint/compose-lint.prod.yml
 #   ... + compose.tls.yaml             `make prod-up TLS=on`, the same policy
 # compose-lint merges an overlay only when a .env beside the files selects it with
 # COMPOSE_FILE, so both runs read copies in a scratch folder: the production run with
-# such a .env, and neither with the developer's own .env or compose.override.yaml.
+# such a .env, and neither with the developer's own .env.
 # Any finding, whatever its severity, fails; each exception is in the policy files.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
@@ -23,8 +23,9 @@ check() {
 }
 
 status=0
-cp compose.yaml "$scratch/"
-check compose-lint.dev.yml "compose.yaml alone, as make up runs it" || status=$?
+cp compose.yaml compose.override.yaml "$scratch/"
+printf 'COMPOSE_FILE=compose.yaml:compose.override.yaml\n' >"$scratch/.env"
+check compose-lint.dev.yml "compose.yaml + compose.override.yaml, as make up runs them" || status=$?
 cp compose.prod.yaml "$scratch/"
 printf 'COMPOSE_FILE=compose.yaml:compose.prod.yaml\n' >"$scratch/.env"
 check compose-lint.prod.yml "compose.yaml + compose.prod.yaml, as make prod-up runs them" || status=$?

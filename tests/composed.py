@@ -68,8 +68,9 @@ class Stack:
 
     def make(self, *arguments, env=None, timeout=600):
         """Run a Makefile target against this project, as a user would (`make scale N=3`)."""
+        files = " ".join(str(self.root / path) for path in self.compose_files)
         return subprocess.run(
-            ["make", *arguments, f"COMPOSE=docker compose -p {self.project}"],
+            ["make", *arguments, f"COMPOSE=docker compose -p {self.project}", f"COMPOSE_FILES={files}"],
             cwd=ROOT,
             env={**self.env, **(env or {})},
             check=True,

@@ -7,8 +7,8 @@ import time
 from collections import Counter
 
 import pytest
-from browser import Watched, chromium
 
+from browser import Watched, chromium
 from composed import composed_stack
 
 

@@ -17,6 +17,19 @@ require_on_or_off NGINX_LIMITS "${NGINX_LIMITS:-}"
 require_on_or_off NGINX_TRUST_FORWARDED_PROTO "${NGINX_TRUST_FORWARDED_PROTO:-}"
 require_on_or_off NGINX_TLS "${NGINX_TLS:-}"
 
+case "${NGINX_STATIC_FILES:-}" in
+  image | mounted) ;;
+  *)
+    echo "check-settings: NGINX_STATIC_FILES must be image or mounted, got '${NGINX_STATIC_FILES:-}'" >&2
+    exit 1
+    ;;
+esac
+if [ "$NGINX_STATIC_FILES" = mounted ] && [ ! -d /usr/share/nginx/mounted/static ]; then
+  echo "check-settings: NGINX_STATIC_FILES=mounted needs the app's static folder mounted at" \
+    "/usr/share/nginx/mounted/static (compose.override.yaml does it)" >&2
+  exit 1
+fi
+
 case "${NGINX_HTTPS_PUBLIC_PORT:-}" in
   "" | *[!0-9]*)
     echo "check-settings: NGINX_HTTPS_PUBLIC_PORT must be a port number, got '${NGINX_HTTPS_PUBLIC_PORT:-}'" >&2
