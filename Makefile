@@ -25,15 +25,20 @@ N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
+.PHONY: help up doctor down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose \
         ecs-render ecs-validate ecs-deploy
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-up: ## Build and start the stack on http://127.0.0.1:8080 (TLS=on: and https://localhost:8443), returning when it serves
+up: doctor ## Check the machine, build and start the stack on http://127.0.0.1:8080 (TLS=on: and https://localhost:8443), returning when it serves
+	@echo "make up: building the images and starting the stack; the first build takes a few minutes"
 	$(DEV_COMPOSE) up --build --detach --wait
+	@echo "make up: the live page is on http://$$($(DEV_COMPOSE) port nginx 8080)/ (make logs follows the logs, make down stops it)"
+
+doctor: ## Check Docker, Compose, buildx, the port, the base images and disk space, saying what to do for each problem
+	@scripts/doctor.sh
 
 # --volumes: the images declare their scratch paths as volumes (see services/*/Dockerfile),
 # which Docker would otherwise keep after the containers. Drop it if you add a named

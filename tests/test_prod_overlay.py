@@ -25,14 +25,14 @@ def all_containers(prod_stack):
 
 def rendered_by(page):
     """The replica's hostname, as the demo page names it."""
-    return re.search(r"under gunicorn on <code>([0-9a-f]+)</code>", page.text)[1]
+    return re.search(r"replica <code>([0-9a-f]+)</code>", page.text)[1]
 
 
 def test_prod_stack_passes_the_smoke_checks(prod_stack):
     assert prod_stack.get("/healthz").json() == {"status": "ok"}
     for replica in prod_stack.running("web"):
         assert effective_settings(replica)["worker_class"] == "gevent"
-    assert "rendered by Flask" in prod_stack.get("/").text
+    assert "Rendered by Flask under gunicorn" in prod_stack.get("/").text
     static = prod_stack.get("/static/css/site.css", headers={"Accept-Encoding": "gzip"})
     assert static.status_code == 200 and static.headers["Content-Encoding"] == "gzip"
     assert prod_stack.get("/api/nope").json()["status"] == 404

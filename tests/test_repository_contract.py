@@ -6,7 +6,7 @@ import subprocess
 
 from composed import ROOT
 
-COMPOSE_FILES = ("compose.yaml", "compose.prod.yaml", "compose.tls.yaml")
+COMPOSE_FILES = ("compose.yaml", "compose.override.yaml", "compose.prod.yaml", "compose.tls.yaml")
 
 
 def documented_knobs():

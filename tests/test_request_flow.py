@@ -26,4 +26,4 @@ def test_index_page_is_rendered_by_flask(stack):
     response = stack.get("/")
     assert response.status_code == 200
     assert "text/html" in response.headers["Content-Type"]
-    assert "rendered by Flask under gunicorn" in response.text
+    assert "Rendered by Flask under gunicorn" in response.text

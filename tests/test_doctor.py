@@ -1,0 +1,56 @@
+"""make doctor: on a ready machine it passes; for each problem it names what to do, without
+hanging, even with no Docker engine to ask."""
+
+import os
+import socket
+import subprocess
+
+from composed import ROOT, free_loopback_port
+
+
+def doctor(**env):
+    result = subprocess.run(
+        ["make", "--no-print-directory", "doctor"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.returncode, result.stdout
+
+
+def test_on_a_ready_machine_every_check_passes_and_names_the_live_page():
+    port = free_loopback_port()
+    status, output = doctor(HTTP_PORT=str(port))
+    assert status == 0, output
+    for check in ("Docker Engine", "Docker Compose", "buildx", f"port {port} on 127.0.0.1 is free", "base image", "free on"):
+        assert any(line.startswith("ok") and check in line for line in output.splitlines()), (check, output)
+    assert f"the live page will be on http://127.0.0.1:{port}/" in output
+
+
+def test_with_docker_host_pointing_nowhere_it_says_what_to_do():
+    nowhere = f"tcp://127.0.0.1:{free_loopback_port()}"
+    status, output = doctor(DOCKER_HOST=nowhere)
+    assert status != 0
+    assert f"FAIL  no Docker engine answers at DOCKER_HOST={nowhere}" in output
+    assert "-> start the engine there, or unset DOCKER_HOST" in output
+    assert "1 problem(s) to fix before make up" in output
+
+
+def test_a_port_another_program_holds_is_named_with_a_way_out():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        status, output = doctor(HTTP_PORT=str(port))
+    assert status != 0
+    assert f"FAIL  port {port} on 127.0.0.1 is taken by another program" in output
+    assert "HTTP_PORT=8081 make up" in output
+
+
+def test_a_port_another_stack_holds_names_its_container(stack):
+    status, output = doctor(HTTP_PORT=str(stack.port))
+    assert status != 0
+    assert f"FAIL  port {stack.port} on 127.0.0.1 is taken by the container {stack.project}-nginx-1" in output
+    assert "make down" in output
