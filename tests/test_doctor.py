@@ -24,7 +24,14 @@ def test_on_a_ready_machine_every_check_passes_and_names_the_live_page():
     port = free_loopback_port()
     status, output = doctor(HTTP_PORT=str(port))
     assert status == 0, output
-    for check in ("Docker Engine", "Docker Compose", "buildx", f"port {port} on 127.0.0.1 is free", "base image", "free on"):
+    for check in (
+        "Docker Engine",
+        "Docker Compose",
+        "buildx",
+        f"port {port} on 127.0.0.1 is free",
+        "base image",
+        "free on",
+    ):
         assert any(line.startswith("ok") and check in line for line in output.splitlines()), (check, output)
     assert f"the live page will be on http://127.0.0.1:{port}/" in output
 
