@@ -93,10 +93,14 @@ certs: ## A local CA (certs/ca/ca.crt, kept) and a new certificate for CERT_NAME
 	scripts/make-certs.sh $(CERT_DIR) $(CERT_NAMES)
 
 observability: ## Start the stack with the observability profile: Prometheus on http://127.0.0.1:9090, the nginx exporter
+	@echo "make observability: building and starting the stack with Prometheus and the nginx exporter"
 	$(DEV_COMPOSE) --profile observability up --build --detach --wait
+	@echo "make observability: Prometheus is on http://$$($(DEV_COMPOSE) --profile observability port prometheus 9090)/"
 
 prod-up: ## Start with the production overlay (limits, read-only, restart policies)
+	@echo "make prod-up: building and starting the production overlay (probes off, read-only, limits)"
 	$(PROD_COMPOSE) up --build --detach --wait
+	@echo "make prod-up: serving on http://$$($(PROD_COMPOSE) port nginx 8080)/"
 
 prod-down: ## Stop the production-overlay stack
 	$(PROD_COMPOSE) down --volumes --remove-orphans

@@ -16,7 +16,8 @@
   const reported = new Map(); // hostname -> its /api/settings answer
   let latestAnswer = 0;
   let probesOff = false;
-  let run = null;
+  let run = null; // the run in flight
+  let lastRun = null; // the last one finished, shown until the next starts
   let runs = 0;
   let renderPending = false;
 
@@ -206,8 +207,6 @@
   }
 
   // Drawing, at most once a frame however fast the answers come.
-  let lastRun = null;
-
   function scheduleRender() {
     if (!renderPending) {
       renderPending = true;
