@@ -35,7 +35,7 @@ help: ## List the targets
 up: doctor ## Check the machine, build and start the stack on http://127.0.0.1:8080 (TLS=on: and https://localhost:8443), returning when it serves
 	@echo "make up: building the images and starting the stack; the first build takes a few minutes"
 	$(DEV_COMPOSE) up --build --detach --wait
-	@echo "make up: the live page is on http://$$($(DEV_COMPOSE) port nginx 8080)/ (make logs follows the logs, make down stops it)"
+	@echo "make up: the live page is on http://$$($(DEV_COMPOSE) port nginx 8080 | sed 's/^0\.0\.0\.0:/127.0.0.1:/')/ (make logs follows the logs, make down stops it)"
 
 doctor: ## Check Docker, Compose, buildx, the port, the base images and disk space, saying what to do for each problem
 	@scripts/doctor.sh
@@ -100,7 +100,7 @@ observability: ## Start the stack with the observability profile: Prometheus on 
 prod-up: ## Start with the production overlay (limits, read-only, restart policies)
 	@echo "make prod-up: building and starting the production overlay (probes off, read-only, limits)"
 	$(PROD_COMPOSE) up --build --detach --wait
-	@echo "make prod-up: serving on http://$$($(PROD_COMPOSE) port nginx 8080)/"
+	@echo "make prod-up: serving on http://$$($(PROD_COMPOSE) port nginx 8080 | sed 's/^0\.0\.0\.0:/127.0.0.1:/')/"
 
 prod-down: ## Stop the production-overlay stack
 	$(PROD_COMPOSE) down --volumes --remove-orphans

@@ -18,9 +18,25 @@ env_value() {
   local name=$1 default=$2 value
   value=${!name:-}
   if [ -z "$value" ] && [ -f .env ]; then
-    value=$(sed -n "s/^${name}=//p" .env | tail -n 1)
+    value=$(sed -n "s/^${name}=//p" .env | tail -n 1 || true)
+    # Compose takes a quoted value without its quotes.
+    value=${value#[\"\']}
+    value=${value%[\"\']}
   fi
   printf '%s' "${value:-$default}"
+}
+
+# `timeout` where there is one (GNU coreutils; gtimeout from Homebrew's on macOS), else none.
+bounded() {
+  local seconds=$1
+  shift
+  if command -v timeout >/dev/null; then
+    timeout "$seconds" "$@"
+  elif command -v gtimeout >/dev/null; then
+    gtimeout "$seconds" "$@"
+  else
+    "$@"
+  fi
 }
 
 failures=0
@@ -45,7 +61,11 @@ finish() {
     echo "doctor: $failures problem(s) to fix before make up, $warnings warning(s)."
     exit 1
   fi
-  echo "doctor: ready for make up; the live page will be on http://$(env_value HTTP_BIND 127.0.0.1):$(env_value HTTP_PORT 8080)/"
+  local host
+  host=$(env_value HTTP_BIND 127.0.0.1)
+  # Published on every address: this machine's own is one of them.
+  [ "$host" != 0.0.0.0 ] || host=127.0.0.1
+  echo "doctor: ready for make up; the live page will be on http://$host:$(env_value HTTP_PORT 8080)/"
   [ "$warnings" -eq 0 ] || echo "doctor: $warnings warning(s) above are worth a look."
   exit 0
 }
@@ -57,7 +77,7 @@ if ! command -v docker >/dev/null; then
     "on a bare Debian machine, as root: make docker-host"
   finish
 fi
-engine_error=$(timeout 20 docker version --format '{{.Server.Version}}' 2>&1 >/dev/null) && engine_ok=1 || engine_ok=0
+engine_error=$(bounded 20 docker version --format '{{.Server.Version}}' 2>&1 >/dev/null) && engine_ok=1 || engine_ok=0
 if [ "$engine_ok" -eq 0 ]; then
   if [ -n "${DOCKER_HOST:-}" ]; then
     fail "no Docker engine answers at DOCKER_HOST=$DOCKER_HOST" \
@@ -119,10 +139,11 @@ port=$(env_value HTTP_PORT 8080)
 probe_host=$bind
 [ "$probe_host" != 0.0.0.0 ] || probe_host=127.0.0.1
 if (exec 3<>"/dev/tcp/$probe_host/$port") 2>/dev/null; then
-  holder=$(docker ps --filter "publish=$port" --format '{{.Names}} (compose project {{.Label "com.docker.compose.project"}})' | head -n 1)
-  holder_project=$(docker ps --filter "publish=$port" --format '{{.Label "com.docker.compose.project"}}' | head -n 1)
+  holder=$(docker ps --filter "publish=$port" --format '{{.Names}}' | head -n 1 || true)
+  holder_project=$(docker ps --filter "publish=$port" --format '{{.Label "com.docker.compose.project"}}' | head -n 1 || true)
+  [ -z "$holder_project" ] || holder="$holder (compose project $holder_project)"
   # The project make up runs here (COMPOSE_PROJECT_NAME, or this folder's name).
-  own_project=$(docker compose -f compose.yaml config 2>/dev/null | sed -n 's/^name: //p' | head -n 1)
+  own_project=$(docker compose -f compose.yaml config 2>/dev/null | sed -n 's/^name: //p' | head -n 1 || true)
   if [ -n "$holder_project" ] && [ "$holder_project" = "$own_project" ]; then
     ok "port $port on $bind is this checkout's own stack ($holder): make up updates it in place"
   elif [ -n "$holder" ]; then
@@ -140,7 +161,7 @@ fi
 for image in "$(env_value PYTHON_IMAGE python:3.14-slim-trixie)" "$(env_value NGINX_IMAGE nginx:1.30-trixie)"; do
   if docker image inspect "$image" >/dev/null 2>&1; then
     ok "base image $image is present"
-  elif timeout 30 docker manifest inspect "$image" >/dev/null 2>&1; then
+  elif bounded 30 docker manifest inspect "$image" >/dev/null 2>&1; then
     ok "base image $image is not here yet, and its registry answers: make up pulls it"
   else
     fail "base image $image is neither present nor pullable (no registry reachable?)" \
@@ -148,7 +169,15 @@ for image in "$(env_value PYTHON_IMAGE python:3.14-slim-trixie)" "$(env_value NG
   fi
 done
 
-# 6. Disk space where Docker keeps its images.
+# 6. Python 3 with venv, for make test's virtualenv (make up does not need it).
+if command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1; then
+  ok "$(python3 --version) with venv, for make test"
+else
+  warn "no Python 3 with venv: make up works, make test cannot make its virtualenv" \
+    "install it: apt-get install python3-venv (Debian, Ubuntu), or python.org's installer"
+fi
+
+# 7. Disk space where Docker keeps its images.
 root_dir=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || true)
 where=$root_dir
 [ -d "$where" ] || where=.

@@ -20,7 +20,8 @@ def require_docker():
 
 @pytest.fixture(scope="session")
 def stack():
-    """The development stack (compose.yaml) with one web replica."""
+    """compose.yaml alone (the images as built, without compose.override.yaml's mounts) with
+    one web replica."""
     require_docker()
     with composed_stack("dev") as composed:
         yield composed

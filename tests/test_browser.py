@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from browser import Watched, chromium
-from composed import composed_stack
+from composed import composed_stack, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def live_stack():
-    """compose.yaml as `make up` runs it, limits on: the page's own stack, since it scales."""
+    """compose.yaml, limits on (the images as built, without the development mounts): the
+    page's own stack, since it scales."""
     with composed_stack("live-page") as composed:
         yield composed
 
@@ -100,6 +101,12 @@ def test_after_make_scale_3_firing_requests_shows_three_replicas_on_the_chart(wa
     assert re.fullmatch(r"[\d.]+ m?s", watched.page.inner_text("#p50"))
     assert re.fullmatch(r"[\d.]+ m?s", watched.page.inner_text("#p99"))
     assert watched.page.locator("#latency-chart rect.bucket").count() > 0
+    # Every replica's settings, in one column since they agree.
+    watched.page.wait_for_selector("#settings-table caption:has-text('All 3 replicas that reported')", timeout=20_000)
+    (column,) = watched.page.eval_on_selector_all(
+        "#settings-table thead th:not(:first-child)", "cells => cells.map(c => c.textContent)"
+    )
+    assert set(column.split(", ")) == running
     assert watched.console_errors == [] and watched.page_errors == []
     watched.screenshot("live-page-three-replicas.png")
 
@@ -132,15 +139,20 @@ def test_a_burst_over_the_rate_limit_shows_429s_as_such(watched, live_stack):
     assert sum(counts.values()) == 800
     # Each of this run's requests is in nginx's log under the page's id (live-<page>-1-<n>),
     # with the status the page counted: none hidden, none retried.
+    page_id = watched.page.get_attribute("body", "data-page-id")
     logged = [
         line
-        for line in live_stack.nginx_access_log(since=since, request_id_prefix="live-")
-        if re.fullmatch(r"live-[a-z0-9]+-1-\d+", line["request_id"])
+        for line in live_stack.nginx_access_log(since=since, request_id_prefix=f"live-{page_id}-")
+        if re.fullmatch(rf"live-{page_id}-1-\d+", line["request_id"])
     ]
     statuses = Counter(line["status"] for line in logged)
     assert statuses == Counter({200: counts["ok"], 429: counts["limited"]}), statuses
     assert watched.page.inner_text("[data-outcome=limited]") == str(counts["limited"])
     watched.screenshot("live-page-rate-limited.png")
+    # The page's heartbeat stops with it; the client's bucket then refills (NGINX_RATE_LIMIT)
+    # before the next test asks anything from the same address.
+    watched.page.close()
+    wait_for(lambda: live_stack.get("/healthz").status_code == 200, deadline_s=20, interval_s=0.5, message="no 429")
 
 
 def test_keyboard_alone_reaches_and_fires_the_control(watched, live_stack):
@@ -166,6 +178,8 @@ def test_keyboard_alone_reaches_and_fires_the_control(watched, live_stack):
     page.keyboard.press("Enter")
     page.wait_for_selector("#run-status[data-state=done]", timeout=60_000)
     assert outcomes(watched)["ok"] == 200
+    # The focus went to Stop while the run was in flight, and came back to Fire after it.
+    assert page.evaluate("document.activeElement.id") == "fire"
     # Choosing another endpoint from the keyboard enables its field.
     page.focus("#endpoint")
     page.keyboard.press("ArrowDown")

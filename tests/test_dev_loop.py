@@ -16,10 +16,12 @@ from browser import Watched, chromium
 from composed import ROOT, composed_stack
 
 DEV_FILES = ("compose.yaml", "compose.override.yaml")
-# An edit must show within this; the report line says how long it took. gunicorn's reloader
-# looks once a second and a new worker imports the app in about another; the rest is margin
-# for a loaded machine.
+# An edit must show within this; each test prints how long it took (pytest -s). gunicorn's
+# reloader looks once a second, then a new worker imports the app; the rest is margin for a
+# loaded machine.
 EDIT_SHOWS_WITHIN_S = 20
+# A broken import stops gunicorn and Docker restarts the container, backing off between tries.
+BROKEN_EDIT_FIXED_WITHIN_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,7 @@ def test_a_stylesheet_edit_reaches_the_browser_through_nginx(dev_stack, checkout
 
             def reloaded_page_shows_it():
                 page.reload()
-                linked = page.get_attribute("link[rel=stylesheet]", "href")
+                linked = page.evaluate("document.querySelector('link[rel=stylesheet]')?.getAttribute('href')")
                 return linked == link and page.evaluate(heading_colour) == "rgb(1, 2, 3)"
 
             # The page links the stylesheet by its new content's fingerprint, and styles by it.
@@ -112,6 +114,22 @@ def test_a_stylesheet_edit_reaches_the_browser_through_nginx(dev_stack, checkout
     served = [line for line in dev_stack.nginx_access_log() if line["request"].startswith(f"GET {link} ")]
     assert served and all(line["status"] in (200, 304) and line["upstream"] == "" for line in served), served
     assert "GET /static/" not in dev_stack.logs("web")
+
+
+def test_an_edit_that_breaks_the_import_recovers_once_fixed_without_make_up(dev_stack, checkout):
+    (web,) = dev_stack.running("web")
+    settle()
+    pages = checkout / "services/web/app/pages.py"
+    working = pages.read_text()
+    # Not a syntax error, which gunicorn would show as its error page: a name that fails at import.
+    pages.write_text(working + "\n\nundefined_name_breaks_the_import\n")
+    seconds_until(lambda: dev_stack.get("/").status_code >= 500, what="the broken import")
+    pages.write_text(working)
+    seconds_until(
+        lambda: dev_stack.get("/").status_code == 200, within_s=BROKEN_EDIT_FIXED_WITHIN_S, what="the fixed import"
+    )
+    # The same container, started again by Docker (restart: on-failure), not recreated.
+    assert [container.id for container in dev_stack.running("web")] == [web.id]
 
 
 def compose_config(*files):

@@ -22,7 +22,7 @@ def doctor(**env):
 
 def test_on_a_ready_machine_every_check_passes_and_names_the_live_page():
     port = free_loopback_port()
-    status, output = doctor(HTTP_PORT=str(port))
+    status, output = doctor(HTTP_BIND="127.0.0.1", HTTP_PORT=str(port))
     assert status == 0, output
     for check in (
         "Docker Engine",
@@ -30,9 +30,10 @@ def test_on_a_ready_machine_every_check_passes_and_names_the_live_page():
         "buildx",
         f"port {port} on 127.0.0.1 is free",
         "base image",
-        "free on",
     ):
         assert any(line.startswith("ok") and check in line for line in output.splitlines()), (check, output)
+    # Disk space depends on the machine: a warning at worst, never a failure.
+    assert any(line.startswith(("ok", "warn")) and "free on" in line for line in output.splitlines()), output
     assert f"the live page will be on http://127.0.0.1:{port}/" in output
 
 
@@ -50,14 +51,21 @@ def test_a_port_another_program_holds_is_named_with_a_way_out():
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        status, output = doctor(HTTP_PORT=str(port))
+        status, output = doctor(HTTP_BIND="127.0.0.1", HTTP_PORT=str(port))
     assert status != 0
     assert f"FAIL  port {port} on 127.0.0.1 is taken by another program" in output
     assert "HTTP_PORT=8081 make up" in output
 
 
 def test_a_port_another_stack_holds_names_its_container(stack):
-    status, output = doctor(HTTP_PORT=str(stack.port))
+    status, output = doctor(HTTP_BIND="127.0.0.1", HTTP_PORT=str(stack.port))
     assert status != 0
     assert f"FAIL  port {stack.port} on 127.0.0.1 is taken by the container {stack.project}-nginx-1" in output
     assert "make down" in output
+
+
+def test_the_port_this_checkouts_own_stack_holds_is_fine(stack):
+    # The project make up would run here, named as the stack under test is: it is that stack.
+    status, output = doctor(HTTP_BIND="127.0.0.1", HTTP_PORT=str(stack.port), COMPOSE_PROJECT_NAME=stack.project)
+    assert status == 0, output
+    assert f"ok    port {stack.port} on 127.0.0.1 is this checkout's own stack" in output

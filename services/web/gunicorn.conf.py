@@ -50,7 +50,7 @@ def on_starting(server):
     # Workers inherit the environment: /api/whoami reports the class actually running, and
     # /api/settings what gunicorn actually holds (probes.py).
     os.environ["SERVER_WORKER_CLASS"] = server.cfg.worker_class_str
-    os.environ["SERVER_SETTINGS"] = json.dumps(effective(server.cfg, lifecycle))
+    os.environ["SERVER_SETTINGS"] = json.dumps(effective(server.cfg))
     server.log.info(describe(server.cfg, lifecycle))
 
 

@@ -139,8 +139,8 @@ def settings_from_env(environ, cpus=None):
 
 def reload_settings(reload):
     """GUNICORN_RELOAD=on (compose.override.yaml, development only): each worker restarts
-    when a file of the app changes, so an edit of the bind-mounted app shows in a second or
-    two (docs/operations.md, "The development loop")."""
+    when a file of the app changes, so the next request runs an edit of the bind-mounted app
+    (docs/operations.md, "The development loop"; tests/test_dev_loop.py times it)."""
     if not reload:
         return {"reload": False}
     return {

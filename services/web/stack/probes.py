@@ -17,6 +17,8 @@ import time
 from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .gunicorn_settings import lifecycle_settings_from_env
+
 health = Blueprint("health", __name__)
 blueprint = Blueprint("probes", __name__)
 
@@ -59,8 +61,10 @@ def whoami():
 @blueprint.get("/api/settings")
 def settings():
     """What this replica runs with: gunicorn's effective settings, as gunicorn.conf.py put
-    them in SERVER_SETTINGS at start (empty under another server), and the stack's limits."""
+    them in SERVER_SETTINGS at start (empty under another server), and the stack's own: its
+    limits, and its hooks' drain and recycling settings."""
     config = current_app.config
+    hooks = lifecycle_settings_from_env(os.environ)
     return jsonify(
         hostname=socket.gethostname(),
         version=config["APP_VERSION"],
@@ -72,6 +76,7 @@ def settings():
             "sleep_max_ms": config["SLEEP_MAX_MS"],
             "compute_max_rounds": config["COMPUTE_MAX_ROUNDS"],
             "metrics": config["METRICS"],
+            **hooks,
         },
     )
 

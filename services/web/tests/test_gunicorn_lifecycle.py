@@ -357,8 +357,10 @@ def test_the_settings_probe_reports_what_gunicorn_holds(gunicorn):
     server = reported["server"]
     assert (server["worker_class"], server["workers"], server["threads"]) == ("gthread", 2, 3)
     assert server["reload"] is False
-    # The stack's own hooks' settings come with gunicorn's.
-    assert server["max_worker_memory_mb"] == 256
+    # The stack's own hooks' settings are the stack's, beside its limits.
+    assert "max_worker_memory_mb" not in server
+    assert reported["stack"]["max_worker_memory_mb"] == 256
+    assert reported["stack"]["drain_seconds"] == 3
     assert reported["stack"]["sleep_max_ms"] == 10_000
 
 

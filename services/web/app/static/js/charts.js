@@ -24,7 +24,7 @@ window.LiveCharts = (function () {
     }
   }
 
-  // rows: [{label, count}], largest first. One horizontal bar per replica, its count beside it.
+  // rows: [{label, count}], drawn in the order given: one bar per replica, its count beside it.
   function spread(svg, rows) {
     clear(svg);
     const rowHeight = 28;
@@ -58,6 +58,8 @@ window.LiveCharts = (function () {
     }
     const step = WIDTH / buckets.length;
     const most = Math.max(1, ...buckets.map((bucket) => bucket.count));
+    // About eight axis labels whatever the spread, each at its bucket's right edge (its upper bound).
+    const labelEvery = Math.max(1, Math.ceil(buckets.length / 8));
     buckets.forEach((bucket, index) => {
       const barHeight = (plotHeight * bucket.count) / most;
       const x = index * step;
@@ -71,8 +73,8 @@ window.LiveCharts = (function () {
           "data-count": bucket.count,
         }),
       );
-      if (index % 2 === 0) {
-        svg.appendChild(element("text", { x, y: height - 18, class: "axis" }, formatMs(bucket.upper)));
+      if ((index + 1) % labelEvery === 0) {
+        svg.appendChild(element("text", { x: x + step, y: height - 18, class: "axis", "text-anchor": "end" }, formatMs(bucket.upper)));
       }
     });
     svg.appendChild(element("text", { x: 0, y: height - 2, class: "axis" }, "each bucket: up to this latency"));

@@ -8,7 +8,9 @@
   // a few times a second, so a replica that is gone leaves the count within a few seconds.
   const WINDOW_MS = 8000;
   const HEARTBEAT_MS = 1000;
-  const WHOAMI_PER_HEARTBEAT = 3;
+  // /api/settings names the replica that answered, and what it runs with: several a beat, so
+  // that nginx's rotation brings every replica's answer; one while a run is in flight.
+  const ASKS_PER_HEARTBEAT = 4;
   // Latency buckets: each a factor of sqrt(2) above the one before, from a quarter millisecond.
   const FIRST_BUCKET_MS = 0.25;
 
@@ -24,6 +26,7 @@
   // Each request the page sends carries an id saying whose it is (nginx keeps a well-formed
   // X-Request-ID, and both access logs show it): live-<page>-<run>-<number>.
   const pageId = Math.random().toString(36).slice(2, 10);
+  document.body.dataset.pageId = pageId;
   let sequence = 0;
 
   async function call(path, signal, runNumber = 0) {
@@ -68,18 +71,19 @@
   }
 
   async function heartbeat() {
-    if (!probesOff && !run && !document.hidden) {
-      const asks = Array.from({ length: WHOAMI_PER_HEARTBEAT }, () => call("/api/whoami"));
-      asks.push(call("/api/settings"));
+    if (!probesOff && !document.hidden) {
+      const asks = Array.from({ length: run ? 1 : ASKS_PER_HEARTBEAT }, () => call("/api/settings"));
       const results = await Promise.all(asks);
       if (results[0].status === 404 && seen.size === 0) {
         showProbesOff();
         return;
       }
-      results.forEach(observe);
-      const settings = results[results.length - 1];
-      if (settings.status === 200 && settings.body && settings.body.hostname) {
-        reported.set(settings.body.hostname, settings.body);
+      for (const result of results) {
+        observe(result);
+        if (result.status === 200 && result.body && result.body.hostname) {
+          reported.set(result.body.hostname, result.body);
+          applyLimits(result.body.stack || {});
+        }
       }
       scheduleRender();
     }
@@ -96,13 +100,25 @@
     byId("run-status").textContent = "Firing requests needs the probe endpoints.";
   }
 
-  // The form: which endpoint, how many requests, how many at once.
+  // The form: which endpoint, how many requests, how many at once. The probes' own bounds
+  // (APP_SLEEP_MAX_MS, APP_COMPUTE_MAX_ROUNDS) replace the page's once a replica reports them.
   const limits = {
-    "sleep-ms": "Sleep must be a whole number of milliseconds from 0 to 10000.",
-    "compute-rounds": "Compute rounds must be a whole number from 0 to 1000000.",
-    count: "Requests must be a whole number from 1 to 5000.",
-    concurrency: "Concurrency must be a whole number from 1 to 100.",
+    "sleep-ms": (max) => `Sleep must be a whole number of milliseconds from 0 to ${max}.`,
+    "compute-rounds": (max) => `Compute rounds must be a whole number from 0 to ${max}.`,
+    count: (max) => `Requests must be a whole number from 1 to ${max}.`,
+    concurrency: (max) => `Concurrency must be a whole number from 1 to ${max}.`,
   };
+
+  function applyLimits(stack) {
+    for (const [id, value] of [
+      ["sleep-ms", stack.sleep_max_ms],
+      ["compute-rounds", stack.compute_max_rounds],
+    ]) {
+      if (Number.isInteger(value) && value >= 0) {
+        byId(id).max = String(value);
+      }
+    }
+  }
 
   function endpointChosen() {
     const endpoint = byId("endpoint").value;
@@ -117,7 +133,7 @@
       input.removeAttribute("aria-invalid");
       if (!input.disabled && (!input.checkValidity() || input.value.trim() === "")) {
         input.setAttribute("aria-invalid", "true");
-        error.textContent = limits[id];
+        error.textContent = limits[id](input.max);
         error.hidden = false;
         input.focus();
         return null;
@@ -157,8 +173,14 @@
       controller: new AbortController(),
     };
     const current = run;
-    byId("fire").disabled = true;
     byId("stop").disabled = false;
+    // The focus moves with the control that can act now, never to the page's start.
+    const fromFire = document.activeElement === byId("fire");
+    byId("fire").disabled = true;
+    if (fromFire) {
+      byId("stop").focus();
+    }
+    announce(`Running ${plan.total} requests to ${plan.path}, ${plan.concurrency} at a time.`, "running");
     const sender = async () => {
       while (current.sent < current.total && !current.controller.signal.aborted) {
         current.sent += 1;
@@ -173,8 +195,28 @@
     lastRun = current;
     run = null;
     byId("fire").disabled = false;
+    const focusWasOnStop = document.activeElement === byId("stop") || document.activeElement === document.body;
     byId("stop").disabled = true;
+    if (focusWasOnStop) {
+      byId("fire").focus();
+    }
+    const seconds = (current.finished - current.started) / 1000;
+    const stopped = current.returned < current.total;
+    const rate = Math.round(current.returned / Math.max(seconds, 0.001));
+    announce(
+      `${stopped ? "Stopped after" : "Done:"} ${current.returned} of ${current.total} requests to ${current.path} ` +
+        `in ${seconds.toFixed(2)} s (${rate} per second): ${current.outcomes.ok} answered, ` +
+        `${current.outcomes.limited} rate limited, ${current.outcomes.error + current.outcomes.network} failed.`,
+      stopped ? "stopped" : "done",
+    );
     scheduleRender();
+  }
+
+  // The run's start and end, for screen readers too (role=status); its progress is not live.
+  function announce(text, state) {
+    const line = byId("run-status");
+    line.dataset.state = state;
+    line.textContent = text;
   }
 
   function record(current, result) {
@@ -226,12 +268,26 @@
     }
   }
 
-  function renderReplicas() {
-    const hosts = answering();
-    if (hosts.length > 0) {
-      byId("replica-count").textContent = String(hosts.length);
-      byId("replica-count-label").textContent = hosts.length === 1 ? "replica answering" : "replicas answering";
+  // Text is written only when it changes, so live regions announce changes, not frames.
+  function setText(id, text) {
+    const node = byId(id);
+    if (node.textContent !== text) {
+      node.textContent = text;
     }
+  }
+
+  function renderReplicas() {
+    if (seen.size === 0) {
+      return;
+    }
+    if (performance.now() - latestAnswer > WINDOW_MS) {
+      setText("replica-count", "0");
+      setText("replica-count-label", "replicas answering: none has answered for a while");
+      return;
+    }
+    const hosts = answering();
+    setText("replica-count", String(hosts.length));
+    setText("replica-count-label", hosts.length === 1 ? "replica answering" : "replicas answering");
   }
 
   function formatMs(ms) {
@@ -261,16 +317,7 @@
       }),
     );
 
-    const seconds = ((shown.finished || performance.now()) - shown.started) / 1000;
-    const statusLine = byId("run-status");
-    if (shown.finished) {
-      const stopped = shown.returned < shown.total;
-      statusLine.dataset.state = stopped ? "stopped" : "done";
-      statusLine.textContent = `${stopped ? "Stopped after" : "Done:"} ${shown.returned} of ${shown.total} requests to ${shown.path} in ${seconds.toFixed(2)} s (${Math.round(shown.returned / Math.max(seconds, 0.001))} per second).`;
-    } else {
-      statusLine.dataset.state = "running";
-      statusLine.textContent = `Running: ${shown.returned} of ${shown.total} requests to ${shown.path} returned.`;
-    }
+    setText("run-progress", shown.finished ? "" : `${shown.returned} of ${shown.total} returned so far.`);
 
     const rows = [...shown.replicas.entries()].sort().map(([label, replica]) => ({ label, count: replica.count }));
     window.LiveCharts.spread(byId("spread-chart"), rows);
@@ -294,15 +341,15 @@
 
     const sorted = [...shown.latencies].sort((a, b) => a - b);
     if (sorted.length === 0) {
-      byId("p50").textContent = "–";
-      byId("p99").textContent = "–";
+      setText("p50", "–");
+      setText("p99", "–");
       window.LiveCharts.latency(byId("latency-chart"), [], [], formatMs);
       return;
     }
     const p50 = percentile(sorted, 0.5);
     const p99 = percentile(sorted, 0.99);
-    byId("p50").textContent = formatMs(p50);
-    byId("p99").textContent = formatMs(p99);
+    setText("p50", formatMs(p50));
+    setText("p99", formatMs(p99));
     const index = (ms) => Math.max(0, Math.ceil(Math.log(ms / FIRST_BUCKET_MS) / Math.log(Math.SQRT2)));
     const first = Math.max(0, index(sorted[0]) - 1);
     const last = index(sorted[sorted.length - 1]) + 1;
@@ -324,7 +371,8 @@
 
   // Settings: one column per group of replicas that report the same.
   function renderSettings() {
-    const hosts = answering().filter((hostname) => reported.has(hostname));
+    const current = answering();
+    const hosts = current.filter((hostname) => reported.has(hostname));
     if (hosts.length === 0) {
       return;
     }
@@ -334,13 +382,21 @@
       const key = JSON.stringify({ worker_class, version, server, stack });
       groups.set(key, [...(groups.get(key) || []), hostname]);
     }
+    const missing = current.length - hosts.length;
+    const shown = JSON.stringify([...groups.entries(), missing]);
+    if (byId("settings").dataset.shown === shown) {
+      return;
+    }
+    byId("settings").dataset.shown = shown;
     const columns = [...groups.entries()].map(([key, members]) => ({ members, values: flatten(JSON.parse(key)) }));
     const names = [...new Set(columns.flatMap((column) => Object.keys(column.values)))];
     const table = document.createElement("table");
     table.className = "data";
     table.id = "settings-table";
-    const caption = table.createCaption();
-    caption.textContent = columns.length === 1 ? "Every replica answering reports the same." : `${columns.length} groups of replicas report different settings.`;
+    const agreeing = hosts.length === 1 ? "The one replica that reported:" : `All ${hosts.length} replicas that reported report the same.`;
+    const differing = `${columns.length} groups of replicas report different settings.`;
+    const waiting = missing > 0 ? ` ${missing} answering ${missing === 1 ? "replica has" : "replicas have"} not reported yet.` : "";
+    table.createCaption().textContent = (columns.length === 1 ? agreeing : differing) + waiting;
     const head = table.createTHead().insertRow();
     head.appendChild(headerCell("Setting", "col"));
     columns.forEach((column) => head.appendChild(headerCell(column.members.join(", "), "col")));
