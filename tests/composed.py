@@ -86,7 +86,11 @@ class Stack:
         seen = set()
 
         def all_seen():
-            seen.update(self.get("/api/whoami").json()["hostname"] for _ in range(3 * expected))
+            for _ in range(3 * expected):
+                answer = self.get("/api/whoami")
+                # A 429 here means an earlier test left the rate-limit bucket empty: say so.
+                assert answer.status_code == 200, f"/api/whoami answered {answer.status_code}: {answer.text[:200]}"
+                seen.add(answer.json()["hostname"])
             return seen >= running
 
         wait_for(all_seen, deadline_s=deadline_s, interval_s=0.1, message=f"{expected} replicas answering")

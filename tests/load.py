@@ -36,11 +36,13 @@ class Outcome:
     elapsed_s: float
     body: dict = field(default_factory=dict)
     error: str = ""
+    request_id: str = ""  # the X-Request-ID sent, to find the request in nginx's log
 
 
 def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
     """Send one request on a fresh connection; never raises for network errors."""
     target = urlsplit(base_url)
+    request_id = (headers or {}).get("X-Request-ID", "")
     started = time.monotonic()
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
     try:
@@ -53,9 +55,10 @@ def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
             body = {"raw": raw[:200].decode("utf-8", "replace")}
         if not isinstance(body, dict):
             body = {}
-        return Outcome(path, response.status, started, time.monotonic() - started, body)
+        return Outcome(path, response.status, started, time.monotonic() - started, body, request_id=request_id)
     except (OSError, http.client.HTTPException) as exc:
-        return Outcome(path, 0, started, time.monotonic() - started, error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        return Outcome(path, 0, started, time.monotonic() - started, error=error, request_id=request_id)
     finally:
         connection.close()
 

@@ -19,10 +19,12 @@ pytestmark = pytest.mark.worker_count
 MIXED_PATHS = ["/api/whoami", "/api/whoami", "/api/whoami", "/api/sleep/800"]
 
 
-def assert_no_failures(load, scenario, minimum_requests=200):
+def assert_no_failures(load, scenario, minimum_requests=200, excused=()):
+    """`excused`: request ids of failures the scenario proved to be a documented limit."""
     load.report(scenario)
     assert len(load.outcomes) >= minimum_requests, f"too little load to prove anything: {len(load.outcomes)}"
-    assert not load.failures, load.describe_failures()
+    unexcused = [o for o in load.failures if o.request_id not in excused]
+    assert not unexcused, "\n".join(f"{o.path} -> {o.status} {o.error or o.body}" for o in unexcused[:10])
 
 
 def test_scaling_down_and_up_under_load_loses_nothing(busy_stack):
@@ -122,11 +124,28 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
         # The killed replica answered nothing (502), another replica answered the GET.
         assert answers[0] == "502" and answers[-1] == "200" and tried[-1] != victim_upstream, line
     assert all(o.status == 200 for o in gets), [(o.status, o.error) for o in gets]
+
+    # The one loss no proxy can undo (docs/configuration.md, "What the stack does not
+    # promise"): a worker killed between its write of a response's head and its write of the
+    # body. nginx has passed the head on, so it cannot retry; the client sees the response cut
+    # short. Only a failure that nginx's own log shows to be that is excused, and each load
+    # client has at most one request in flight, so there can be no more of them than clients.
+    by_id = {line["request_id"]: line for line in busy_stack.nginx_access_log(request_id_prefix=load.request_id_prefix)}
+    cut_after_head = {
+        o.request_id
+        for o in load.failures
+        if o.error.startswith("IncompleteRead")
+        and by_id.get(o.request_id, {}).get("upstream") == victim_upstream
+        and by_id[o.request_id]["upstream_status"] == "200"
+    }
+    assert len(cut_after_head) <= load.clients, cut_after_head
     load.outcomes.extend(gets)
     assert_no_failures(
         load,
         f"SIGKILL of a replica: GETs ({len(retried)} of {len(get_ids)} slow GETs in flight on it "
-        f"retried elsewhere; {len(on_victim)} of 6 POSTs on it failed, none ran twice)",
+        f"retried elsewhere; {len(cut_after_head)} quick GETs cut after their head left it; "
+        f"{len(on_victim)} of 6 POSTs on it failed, none ran twice)",
+        excused=cut_after_head,
     )
     victim.remove(force=True, v=True)
 
