@@ -42,7 +42,13 @@ def test_every_server_is_measured_direct_and_behind_nginx_at_every_client_count(
 
 def test_the_quick_plan_keeps_one_of_each_server_family():
     families = {server.family for server in make_plan("quick", cpus=2).servers}
-    assert families == {"flask-dev", "waitress", "uwsgi", "gunicorn", "uvicorn"}
+    assert families == {"flask-dev", "waitress", "uwsgi", "granian", "gunicorn", "uvicorn"}
+
+
+def test_both_plans_set_the_servers_a_team_would_pick_instead_beside_the_default():
+    for name in ("quick", "full"):
+        alternatives = [server.name for server in make_plan(name, cpus=2).servers if server.alternative]
+        assert alternatives == ["uwsgi gevent p2", "granian wsgi w2"], name
 
 
 def test_the_cpu_bound_endpoint_runs_last_on_each_server_and_path():

@@ -36,6 +36,21 @@ def test_the_default_runs_against_the_two_best_other_flask_servers_of_the_single
     assert names == ["gevent w2 (default)", "gevent w4", "gevent w1"]
 
 
+def test_the_servers_a_team_would_pick_instead_always_run_against_the_default():
+    alternatives = [Server("granian", "granian", alternative=True), Server("uwsgi gevent", "uwsgi", alternative=True)]
+    servers = [*SERVERS, *alternatives]
+    rows = [
+        mixed("gevent w4", 1000),
+        mixed("gevent w1", 900),
+        mixed("gevent w2 (default)", 800),
+        mixed("granian", 100),
+        mixed("uwsgi gevent", 950),
+    ]
+    names = [server.name for server in runoff.candidates(rows, servers)]
+    # The two best others, one of them an alternative, then the other alternative however slow.
+    assert names == ["gevent w2 (default)", "gevent w4", "uwsgi gevent", "granian"]
+
+
 def test_no_runoff_without_the_defaults_own_mixed_run():
     assert runoff.candidates([mixed("gevent w4", 1000)], SERVERS) == []
 
@@ -58,11 +73,22 @@ def test_the_runoff_judges_the_target_on_medians_and_overrides_the_single_runs()
     # Medians 990 and 1020: 0.97 of the best.
     assert check["holds"] is True
     assert check["measured"] == (
-        "0.97 of the best (medians of 3 paired rounds of the default and the best "
-        "others of the single runs, requests/s: gevent w4 1,020, gevent w2 (default) 990)"
+        "0.97 of the best (medians of 3 paired rounds of the default, the best others of the single "
+        "runs and the servers a team would pick instead, requests/s: gevent w4 1,020, gevent w2 (default) 990)"
     )
     result["rounds"]["gevent w4"] = rounds(1100, 1050, 1060)
     assert targets.mixed_default_is_best(single_runs, result)["holds"] is False
+
+
+def test_a_clear_winner_is_named_with_its_lead_and_what_switching_to_it_takes():
+    single_runs = [mixed("gunicorn gevent w2 (default)", 800) | {"family": "gunicorn", "default": True}]
+    result = {
+        "default": "gunicorn gevent w2 (default)",
+        "rounds": {"gunicorn gevent w2 (default)": rounds(1000, 1000), "granian wsgi w2": rounds(1250, 1250)},
+    }
+    check = targets.mixed_default_is_best(single_runs, result)
+    assert check["holds"] is False
+    assert "granian wsgi w2 leads by 25%: to switch, the web image's command becomes granian" in check["measured"]
 
 
 def test_a_default_that_wins_the_runoff_holds():

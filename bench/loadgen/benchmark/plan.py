@@ -25,6 +25,9 @@ class Server:
     seed: bool = False
     # What `docker compose up` runs.
     default: bool = False
+    # A server a team would pick instead of ours, set up as its documentation recommends for
+    # production: always in the mixed workload's runoff against the default.
+    alternative: bool = False
     # Settings of the nginx in front of it, beyond the stack's defaults.
     nginx_env: dict = field(default_factory=dict)
 
@@ -111,6 +114,59 @@ def uwsgi(processes, threads):
     return Server(name, "uwsgi", command=command, processes=processes, slots=processes * threads, seed=True)
 
 
+def uwsgi_gevent(processes, cores=1000):
+    """uWSGI's gevent loop engine, as its documentation sets it up for production: a master,
+    the app required to load, one interpreter, gevent's monkey patching before the app loads
+    (as gunicorn's gevent worker does), and no request log (nginx logs every request)."""
+    command = (
+        "uwsgi",
+        # Its HTTP/1.1 socket stalls and fails under the gevent engine (uWSGI issue #1964,
+        # BlockingSwitchOutError in uwsgi_gevent_main, seen here with uWSGI 2.0.30): the plain
+        # HTTP socket works, and closes each connection, so nginx connects anew per request.
+        "--http-socket",
+        ":8000",
+        "--module",
+        "stack.wsgi:application",
+        "--master",
+        "--processes",
+        str(processes),
+        "--gevent",
+        str(cores),
+        "--gevent-early-monkey-patch",
+        "--need-app",
+        "--single-interpreter",
+        "--disable-logging",
+        "--die-on-term",
+    )
+    name = f"uwsgi gevent p{processes}"
+    return Server(name, "uwsgi", command=command, processes=processes, slots=processes * cores, alternative=True)
+
+
+def granian(workers):
+    """granian's WSGI interface as its README advises: one worker per core, and its own
+    choice of threads and blocking threads."""
+    command = (
+        "granian",
+        "--interface",
+        "wsgi",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--workers",
+        str(workers),
+        # nginx speaks HTTP/1.1 to its upstreams and nothing here opens a WebSocket.
+        "--http",
+        "1",
+        "--no-ws",
+        "stack.wsgi:application",
+    )
+    # Requests in flight: granian's --backpressure, by default its backlog (1024) shared
+    # among the workers, so the same in all whatever the worker count.
+    name = f"granian wsgi w{workers}"
+    return Server(name, "granian", command=command, processes=workers, slots=1024, alternative=True)
+
+
 def uvicorn(workers):
     command = (
         "uvicorn",
@@ -142,7 +198,18 @@ def seed_gunicorn_matrix():
 def full_servers(cpus):
     default = default_server(cpus)
     matrix = [s for s in seed_gunicorn_matrix() if s.env != {**gunicorn("gevent", cpus).env}]
-    return [flask_dev(), waitress(4), waitress(10), uwsgi(4, 1), uwsgi(1, 4), *matrix, default, uvicorn(cpus)]
+    return [
+        flask_dev(),
+        waitress(4),
+        waitress(10),
+        uwsgi(4, 1),
+        uwsgi(1, 4),
+        uwsgi_gevent(cpus),
+        granian(cpus),
+        *matrix,
+        default,
+        uvicorn(cpus),
+    ]
 
 
 def quick_servers(cpus):
@@ -152,6 +219,8 @@ def quick_servers(cpus):
         uwsgi(4, 1),
         gunicorn("sync", 4),
         gunicorn("gthread", 2, 4),
+        uwsgi_gevent(cpus),
+        granian(cpus),
         default_server(cpus),
         uvicorn(cpus),
     ]

@@ -73,7 +73,8 @@ class Runner:
         self.runoff = None
         points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
         runoff_rounds = plan.paired_rounds if runoff.CLIENTS in plan.mixed_clients else 0
-        paired_points = plan.paired_rounds * len(PAIRED) + runoff_rounds * (1 + runoff.RIVALS)
+        alternatives = sum(server.alternative for server in plan.servers)
+        paired_points = plan.paired_rounds * len(PAIRED) + runoff_rounds * (1 + runoff.RIVALS + alternatives)
         seconds = points * (plan.duration + 1) + paired_points * (plan.paired_duration + 1)
         self.progress = Progress(points + paired_points, seconds / (points + paired_points))
 

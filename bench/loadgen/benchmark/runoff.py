@@ -17,7 +17,8 @@ RIVALS = 2
 
 def candidates(rows, servers):
     """The default server, then the RIVALS other Flask servers with the most requests/s in
-    their single mixed run behind nginx. The ASGI reference is not a Flask configuration."""
+    their single mixed run behind nginx, then every alternative server (plan.Server's
+    `alternative`) not among them. The ASGI reference is not a Flask configuration."""
     rps = {
         row["server"]: row["rps"]
         for row in rows
@@ -28,7 +29,8 @@ def candidates(rows, servers):
         return []
     others = [server for server in servers if not server.default and server.family != "uvicorn" and server.name in rps]
     others.sort(key=lambda server: rps[server.name], reverse=True)
-    return [default, *others[:RIVALS]]
+    best = others[:RIVALS]
+    return [default, *best, *(server for server in others[RIVALS:] if server.alternative)]
 
 
 def run(containers, servers, rounds, duration, progress=None):
