@@ -161,3 +161,18 @@ def test_the_command_line_prints_one_result_line(capsys):
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith(openloop.MARKER)]
     result = json.loads(line[len(openloop.MARKER) :])
     assert result["answered"] == 20 and result["offered_rps"] == 50
+
+
+def test_run_starts_the_generator_as_a_process_of_its_own_and_reads_its_result():
+    async def serve_and_run():
+        async with StallingServer() as server:
+            url = f"http://127.0.0.1:{server.port}/healthz"
+            return await asyncio.to_thread(openloop.run, url, 40, 0.5, 2, ("1:/healthz", "1:/other"))
+
+    result = asyncio.run(serve_and_run())
+    assert result["answered"] == 20 and result["errors"] == {}
+
+
+def test_a_missing_result_line_is_an_error_that_shows_the_output():
+    with pytest.raises(ValueError, match="no result line:\nTraceback"):
+        openloop.parse("Traceback (most recent call last):\n  ...")

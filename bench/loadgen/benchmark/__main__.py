@@ -85,6 +85,8 @@ def main(argv=None):
         "paired_cpu": runner.paired_cpu,
         "paired_runs": runner.paired_runs,
         "mixed_runoff": runner.runoff,
+        "open_loop_rounds": runner.open_loop_rounds,
+        "sweeps": runner.sweeps,
     }
     # The measurements first, as they are: should judging or plotting fail, nothing measured
     # is lost, and --render-only can try again.
@@ -115,11 +117,16 @@ def write(result, folder):
         result.get("paired_cpu"),
         result.get("paired_runs"),
         result.get("mixed_runoff"),
+        result.get("open_loop_rounds"),
+    )
+    result["retired_targets"] = targets.retired(
+        result["rows"], result.get("paired"), result.get("paired_cpu"), result.get("paired_runs")
     )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (folder / "report.md").write_text(report.render(result))
     written = plots.plot_all(result["rows"], report.ENDPOINT_TITLES, folder)
+    written += plots.plot_sweeps(result.get("sweeps"), folder)
     print(f"benchmark: wrote results.json, report.md and {len(written)} plots to {folder}", flush=True)
     for target in result["targets"]:
         print(f"  [{report.HOLDS[target['holds']]:>6}] {target['target']}: {target['measured']}", flush=True)

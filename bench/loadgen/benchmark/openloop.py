@@ -24,9 +24,11 @@ import asyncio
 import json
 import math
 import random
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 MARKER = "BENCH_RESULT "
@@ -231,6 +233,31 @@ def summarize(samples, rate, duration_s, connections_open, connect_errors=(), un
         "generator_lag_p99_ms": generator_lag_p99,
         "generator_kept_up": generator_lag_p99 <= LAG_TOLERANCE_MS,
     }
+
+
+def parse(output):
+    """The result line `main` prints, as a dict."""
+    line = next((line for line in output.splitlines() if line.startswith(MARKER)), None)
+    if line is None:
+        raise ValueError(f"the open-loop generator printed no result line:\n{output[-2000:]}")
+    return json.loads(line[len(MARKER) :])
+
+
+def run(url, rate, duration_s, connections, mix=()):
+    """Run the generator in a process of its own (so the driver's work never delays its
+    schedule) and return its result."""
+    command = [sys.executable, "-m", "benchmark.openloop", url, "--rate", f"{rate:.1f}"]
+    command += ["--duration", str(duration_s), "--connections", str(connections)]
+    if mix:
+        command += ["--mix", *mix]
+    # Filling the pool, the schedule, then the last requests' timeout and the queue's grace.
+    limit = CONNECT_TIMEOUT_S + duration_s + REQUEST_TIMEOUT_S + max(1.0, duration_s * 0.5) + 30
+    # From the folder that holds this package, wherever that is.
+    package_parent = Path(__file__).resolve().parents[1]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False, cwd=package_parent)
+    if result.returncode != 0:
+        raise RuntimeError(f"open-loop generator failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+    return parse(result.stdout)
 
 
 def main(argv=None):

@@ -267,6 +267,11 @@ class Plan:
     paired_rounds: int = 3
     paired_duration: int = 2
     vias: tuple = ("direct", "nginx")
+    # The open-loop sweep (sweep.py): fractions of the default's ceiling, seconds of each
+    # rate, and whether the other servers are swept beside the default.
+    sweep_fractions: tuple = ()
+    sweep_duration: int = 5
+    sweep_others: bool = False
 
     def points(self):
         """The (endpoint, clients) measured on each server and path, in run order."""
@@ -301,6 +306,9 @@ def make_plan(name, cpus, duration=None):
             warmup=1,
             paired_rounds=5,
             paired_duration=5,
+            sweep_fractions=tuple(step / 10 for step in range(1, 11)),
+            sweep_duration=5,
+            sweep_others=True,
         )
     if name == "quick":
         return Plan(
@@ -313,5 +321,7 @@ def make_plan(name, cpus, duration=None):
             warmup=1,
             paired_rounds=2,
             paired_duration=2,
+            sweep_fractions=(0.3, 0.8),
+            sweep_duration=2,
         )
     raise ValueError(f"unknown plan {name!r}: full or quick")

@@ -1,4 +1,5 @@
-"""One PNG per endpoint: requests/s and p99 latency by configuration, direct and behind nginx."""
+"""One PNG per endpoint: requests/s and p99 latency by configuration, direct and behind nginx;
+and one per open-loop sweep: p50, p99 and p99.9 against the offered rate, server by server."""
 
 import textwrap
 
@@ -8,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from .report import pick
+from .sweep import sweep_file
 
 COLORS = {"direct": "#4c72b0", "nginx": "#dd8452"}
 
@@ -58,5 +60,48 @@ def plot_all(rows, titles, folder):
         if any(row["endpoint"] == endpoint for row in rows):
             path = folder / f"{endpoint}.png"
             plot_endpoint(rows, endpoint, title.replace("`", ""), path)
+            written.append(path)
+    return written
+
+
+PERCENTILES = (("p50_ms", "p50", ":"), ("p99_ms", "p99", "-"), ("p999_ms", "p99.9", "--"))
+
+
+def plot_sweep(points, workload, ceiling, path):
+    """The hockey stick: latency (log scale) against requests/s offered, a colour per server
+    and a line style per percentile."""
+    these = [point for point in points if point["workload"] == workload]
+    servers = list(dict.fromkeys(point["server"] for point in these))
+    figure, axis = plt.subplots(figsize=(9, 5.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, server in enumerate(servers):
+        mine = sorted((p for p in these if p["server"] == server), key=lambda p: p["offered_rps"])
+        for key, label, style in PERCENTILES:
+            axis.plot(
+                [p["offered_rps"] for p in mine],
+                [max(p["corrected"][key], 0.1) for p in mine],
+                linestyle=style,
+                marker="o",
+                markersize=3,
+                color=colours[index % len(colours)],
+                label=f"{server} {label}",
+            )
+    axis.set_yscale("log")
+    axis.set_xlabel(f"requests/s offered (the default's closed-loop ceiling: {ceiling:,.0f})")
+    axis.set_ylabel("latency from when each request was due (ms)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7, ncol=2)
+    axis.set_title(f"Open loop, {workload}: latency against offered rate", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def plot_sweeps(sweeps, folder):
+    written = []
+    for workload, ceiling in (sweeps or {}).get("ceilings", {}).items():
+        if any(point["workload"] == workload for point in sweeps["points"]):
+            path = folder / sweep_file(workload)
+            plot_sweep(sweeps["points"], workload, ceiling, path)
             written.append(path)
     return written

@@ -4,6 +4,7 @@ import statistics
 
 from .bounds import stalled
 from .cpu import MACHINE, REST, WRK
+from .sweep import sweep_file
 from .targets import find, median_cpu
 
 ENDPOINT_TITLES = {
@@ -95,6 +96,66 @@ def cpu_breakdown(paired, paired_cpu):
     return out
 
 
+def retired_section(retired):
+    if not retired:
+        return []
+    out = [
+        "",
+        "## Retired targets",
+        "",
+        "The first edition's targets that this machine cannot meet, with why, and this run's figure "
+        "for each, so a run shows whether the reason still stands.",
+        "",
+        "| target | wanted | why it was retired | this run |",
+        "| --- | --- | --- | --- |",
+    ]
+    out += [f"| {t['target']} | {t['wanted']} | {t['why']} | {t['measured']} |" for t in retired]
+    return out
+
+
+def sweep_section(sweeps):
+    """Each sweep as a table: a row per server and offered rate."""
+    if not sweeps or not sweeps.get("points"):
+        return []
+    out = [
+        "",
+        "## Latency at a fixed offered rate (open loop)",
+        "",
+        "The open-loop generator (`benchmark/openloop.py`) sends each request when the schedule says, "
+        "over connections opened beforehand, whatever the server does; latencies count from when each "
+        "request was due, so a stall shows in every request it delayed (wrk counts from when a request "
+        "left, and sends less while the server is slow). The rates are fractions of the default's "
+        "closed-loop ceiling on the same workload and connections. Uncorrected p99 is from when each "
+        "request left, what a closed loop would have shown. `behind`: the generator itself missed its "
+        "schedule by more than 10 ms at p99, so the machine's cores were short for load and generator.",
+    ]
+    for workload, ceiling in sweeps["ceilings"].items():
+        points = [p for p in sweeps["points"] if p["workload"] == workload]
+        if not points:
+            continue
+        out += [
+            "",
+            f"### {workload} (the default's closed-loop ceiling: {ceiling:,.0f} requests/s)",
+            "",
+            f"![{workload}]({sweep_file(workload)})",
+            "",
+            "| server | offered | answered/s | p50 | p99 | p99.9 | uncorrected p99 | errors |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for p in points:
+            latency = p["corrected"]
+            errors = ", ".join(f"{kind} {count}" for kind, count in p["errors"].items()) or "0"
+            name = f"**{p['server']}**" if p["default"] else p["server"]
+            out.append(
+                f"| {name} | {p['offered_rps']:,.0f} ({p['fraction']:.0%}) | {p['answered_rps']:,.0f} | "
+                f"{latency['p50_ms']:,.1f} ms | {latency['p99_ms']:,.1f} ms | {latency['p999_ms']:,.1f} ms | "
+                f"{p['uncorrected']['p99_ms']:,.1f} ms | {errors}"
+                + ("" if p["generator_kept_up"] else " · behind")
+                + " |"
+            )
+    return out
+
+
 def render(result):
     rows, plan = result["rows"], result["plan"]
     machine = result["machine"]
@@ -120,7 +181,9 @@ def render(result):
     out += [f"| {t['target']} | {t['wanted']} | {t['measured']} | {HOLDS[t['holds']]} |" for t in result["targets"]]
     if result["failures"]:
         out += ["", "Servers that failed to run:", ""] + [f"- {failure}" for failure in result["failures"]]
+    out += retired_section(result.get("retired_targets"))
     out += cpu_breakdown(result.get("paired", {}), result.get("paired_cpu", {}))
+    out += sweep_section(result.get("sweeps"))
     out += ["", "## The seed articles' claims", ""] + (claims(rows) or ["- not measured in this plan"])
     out += [
         "",

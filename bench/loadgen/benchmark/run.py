@@ -6,12 +6,12 @@ import statistics
 import urllib.error
 import urllib.request
 
-from . import bounds, runoff, wrk
+from . import bounds, openloop, runoff, sweep, wrk
 from .containers import Containers, effective_settings, settles, wait_until_serving
 from .cpu import CpuMeter, per_request_us
 from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
 from .progress import Progress
-from .targets import BARE_PROXY, SLEEP_1000
+from .targets import BARE_PROXY, OPEN_LOOP_FRACTION, SLEEP_1000
 
 WEB = "http://web:8000"
 NGINX = "http://nginx:8080"
@@ -71,12 +71,22 @@ class Runner:
         self.deployed = {}
         # The mixed workload's runoff (see runoff.py), when the plan measures mixed at its client count.
         self.runoff = None
+        # Each paired round's open-loop run at OPEN_LOOP_FRACTION of that round's sleep ceiling.
+        self.open_loop_rounds = []
+        # The sweep (sweep.py): each workload's ceiling on the default, then every point.
+        self.sweeps = {"ceilings": {}, "points": []}
         points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
         runoff_rounds = plan.paired_rounds if runoff.CLIENTS in plan.mixed_clients else 0
         alternatives = sum(server.alternative for server in plan.servers)
-        paired_points = plan.paired_rounds * len(PAIRED) + runoff_rounds * (1 + runoff.RIVALS + alternatives)
-        seconds = points * (plan.duration + 1) + paired_points * (plan.paired_duration + 1)
-        self.progress = Progress(points + paired_points, seconds / (points + paired_points))
+        paired_points = plan.paired_rounds * (len(PAIRED) + 1) + runoff_rounds * (1 + runoff.RIVALS + alternatives)
+        sweep_points = sweep.points(plan)
+        seconds = (
+            points * (plan.duration + 1)
+            + paired_points * (plan.paired_duration + 1)
+            + sweep_points * (plan.sweep_duration + 2)
+        )
+        total = points + paired_points + sweep_points
+        self.progress = Progress(total, seconds / total)
 
     def run(self):
         self.containers.remove_leftovers()
@@ -89,7 +99,38 @@ class Runner:
             finally:
                 self.containers.remove_leftovers()
         self.run_runoff()
+        self.run_sweeps()
         return self.rows
+
+    def run_sweeps(self):
+        if not self.plan.sweep_fractions:
+            return
+        ceilings = self.sweeps["ceilings"]
+        for server in sweep.servers(self.plan):
+            try:
+                base, _ = self.deploy(server, "nginx")
+                for name, endpoint, connections in sweep.WORKLOADS:
+                    if name not in ceilings:
+                        # The default's, first: every server is offered fractions of it.
+                        measured = wrk.run(base + endpoint.path, connections, self.plan.sweep_duration, endpoint.mix)
+                        ceilings[name] = measured["rps"]
+                        self.progress.step(f"sweep ceiling: {server.name} {name}", outcome(measured))
+                    for fraction, rate in sweep.offered_rates(ceilings[name], self.plan.sweep_fractions):
+                        url = base + endpoint.path
+                        measured = openloop.run(url, rate, self.plan.sweep_duration, connections, endpoint.mix)
+                        self.sweeps["points"].append(
+                            {"server": server.name, "default": server.default, "workload": name}
+                            | {"fraction": fraction, **measured}
+                        )
+                        self.progress.step(f"sweep {server.name} {name} at {fraction:.0%}", open_outcome(measured))
+                        if not settles(base + TRIVIAL.path):
+                            self.containers.remove_leftovers()
+                            base, _ = self.deploy(server, "nginx")
+            except Exception as error:
+                self.failures.append(f"sweep of {server.name}: {error}")
+                print(f"!! sweep of {server.name}: {error}", flush=True)
+            finally:
+                self.containers.remove_leftovers()
 
     def run_runoff(self):
         if runoff.CLIENTS not in self.plan.mixed_clients or not self.plan.paired_rounds:
@@ -143,6 +184,21 @@ class Runner:
                 )
                 self.progress.step(f"paired round {number + 1}: {name}", outcome(measured))
                 settles(NGINX + TRIVIAL.path)
+            self.run_open_loop_round(number)
+
+    def run_open_loop_round(self, number):
+        """The latency target's point: sleep/100 over 1000 open connections, offered
+        OPEN_LOOP_FRACTION of the rate the same workload reached closed-loop in this round."""
+        ceiling = self.paired_runs[SLEEP_1000][-1]["rps"]
+        if not ceiling:
+            self.open_loop_rounds.append({"ceiling_rps": 0.0})
+            return
+        rate = OPEN_LOOP_FRACTION * ceiling
+        measured = openloop.run(NGINX + SLEEP.path, rate, self.plan.paired_duration, 1000)
+        self.open_loop_rounds.append({"ceiling_rps": ceiling, **measured})
+        label = f"paired round {number + 1}: sleep/100 open loop at {OPEN_LOOP_FRACTION:.0%}"
+        self.progress.step(label, open_outcome(measured))
+        settles(NGINX + TRIVIAL.path)
 
     def deploy(self, server, via):
         """Start the server (and nginx in front of it), wait until it serves, warm it up."""
@@ -192,6 +248,18 @@ class Runner:
 def outcome(measured):
     errors = sum(measured["errors"].values())
     return f"{measured['rps']:>8.0f} rps  p99 {measured['p99_ms']:>7.1f} ms" + (f"  {errors} errors" if errors else "")
+
+
+def open_outcome(measured):
+    latency = measured["corrected"]
+    errors = sum(measured["errors"].values())
+    text = f"{measured['offered_rps']:>8.0f} offered  p99 {latency['p99_ms']:>7.1f} ms"
+    text += f"  p99.9 {latency['p999_ms']:>7.1f} ms"
+    if errors:
+        text += f"  {errors} errors"
+    if not measured["generator_kept_up"]:
+        text += "  (the generator fell behind)"
+    return text
 
 
 def add_bounds(rows, plan, cores, compute_ms):

@@ -6,12 +6,18 @@ from .bounds import NEAR_BOUND, concurrency_bound, stalled
 from .cpu import MACHINE
 from .plan import SLEEP
 
-FULL_STACK_MIN = 0.90
+HOP_MIN = 0.95
 STATIC_VS_FLASK_MIN = 10.0
 STATIC_VS_RETURN_200_MIN = 0.5
+# The latency target: the open loop offers this fraction of the round's closed-loop ceiling.
+OPEN_LOOP_FRACTION = 0.8
+OPEN_LOOP_P99_MAX_MS = 250
+OPEN_LOOP_P999_MAX_MS = 500
+MIXED_WITHIN = 0.05
+# The first edition's targets, retired (see `retired`): kept to show each run's figure.
+FULL_STACK_MIN = 0.90
 SLEEP_FRACTION_MIN = 0.90
 SLEEP_P99_MAX_MS = 250
-MIXED_WITHIN = 0.05
 
 
 def find(rows, endpoint, clients, via, *, server=None, default=False):
@@ -96,6 +102,63 @@ def full_stack_vs_direct(rows, paired=None, paired_cpu=None):
             f"nginx, {nginx:.0f} µs of it nginx's own (see Where the CPU goes)"
         )
     return result
+
+
+def hop(rows, paired=None, paired_cpu=None):
+    """The stack's own cost beyond the hop: the full stack against an nginx that only proxies
+    to the same gunicorn, in the same rounds. The hop itself is the machine's; the rest
+    (the access log, the added headers, the limits, the request-id checks) is ours."""
+    result = ratio_target(
+        "Full stack vs an nginx that only proxies to the same gunicorn (trivial, 64 clients)",
+        HOP_MIN,
+        f">= {HOP_MIN:.2f}",
+        "{:.2f}".format,
+        ("trivial nginx", BARE_PROXY),
+        (find(rows, "trivial", 64, "nginx", default=True), None),
+        paired,
+    )
+    stack = median_cpu(paired_cpu, "trivial nginx", "nginx")
+    bare = median_cpu(paired_cpu, BARE_PROXY, "nginx")
+    machine_stack = median_cpu(paired_cpu, "trivial nginx", MACHINE)
+    machine_bare = median_cpu(paired_cpu, BARE_PROXY, MACHINE)
+    if stack is not None and bare is not None and machine_stack and machine_bare:
+        result["measured"] += (
+            f"; nginx's own CPU per request: {stack:.0f} µs in the stack, {bare:.0f} µs only proxying; "
+            f"the machine's: {machine_stack:.0f} and {machine_bare:.0f} µs (see Where the CPU goes)"
+        )
+    return result
+
+
+def open_loop_latency(open_loop_rounds=None):
+    """p99 and p99.9 of sleep/100 over 1000 open connections at OPEN_LOOP_FRACTION of the
+    full stack's ceiling, counted from when each request was due (openloop.py)."""
+    name = (
+        f"/api/sleep/100 at {OPEN_LOOP_FRACTION:.0%} of the full stack's ceiling, "
+        "1000 open connections, open loop (default configuration)"
+    )
+    wanted = f"p99 <= {OPEN_LOOP_P99_MAX_MS} ms, p99.9 <= {OPEN_LOOP_P999_MAX_MS} ms, 0 errors"
+    runs = [run for run in open_loop_rounds or [] if run.get("corrected")]
+    if not runs:
+        return not_measured(name, wanted)
+    p99 = statistics.median(run["corrected"]["p99_ms"] for run in runs)
+    p999 = statistics.median(run["corrected"]["p999_ms"] for run in runs)
+    errors = sum(sum(run["errors"].values()) for run in runs)
+    offered = statistics.median(run["offered_rps"] for run in runs)
+    ceiling = statistics.median(run["ceiling_rps"] for run in runs)
+    each = ", ".join(f"{run['corrected']['p99_ms']:.0f}/{run['corrected']['p999_ms']:.0f}" for run in runs)
+    measured = (
+        f"p99 {p99:.0f} ms, p99.9 {p999:.0f} ms, {errors} errors at {offered:,.0f} requests/s offered "
+        f"({OPEN_LOOP_FRACTION:.0%} of {ceiling:,.0f}; medians of {len(runs)} paired rounds; "
+        f"each round's p99/p99.9 ms: {each})"
+    )
+    behind = [number for number, run in enumerate(runs, 1) if not run["generator_kept_up"]]
+    if behind:
+        measured += (
+            f"; the generator fell behind its schedule in round(s) {', '.join(map(str, behind))}: "
+            "the machine's cores were short for the load and its generator together"
+        )
+    holds = p99 <= OPEN_LOOP_P99_MAX_MS and p999 <= OPEN_LOOP_P999_MAX_MS and errors == 0
+    return check(name, holds, measured, wanted)
 
 
 def static_ratios(rows, paired=None):
@@ -234,11 +297,35 @@ def mixed_default_is_best(rows, runoff=None):
     return check(name, ratio >= 1 - MIXED_WITHIN, measured, wanted)
 
 
-def check_all(rows, paired=None, paired_cpu=None, paired_runs=None, runoff=None):
+def check_all(rows, paired=None, paired_cpu=None, paired_runs=None, runoff=None, open_loop_rounds=None):
     return [
-        full_stack_vs_direct(rows, paired, paired_cpu),
+        hop(rows, paired, paired_cpu),
+        open_loop_latency(open_loop_rounds),
         *static_ratios(rows, paired),
-        sleep_at_1000(rows, paired, paired_runs),
         seed_rows_near_bound(rows),
         mixed_default_is_best(rows, runoff),
     ]
+
+
+RETIRED_BECAUSE = {
+    "full stack vs direct": (
+        "the hop itself costs more than a tenth on two cores that wrk, nginx and gunicorn share: an "
+        "nginx that only proxies, with none of the stack's settings, stays under 0.90 of direct as well. "
+        "Replaced by the full stack against that nginx, the part the stack's configuration controls"
+    ),
+    "sleep closed loop": (
+        "Little's law: 1000 clients that each wait for their answer before asking again wait "
+        "1000 / throughput on average, which is over 250 ms at any throughput under 4,000 requests/s, "
+        "above this machine's ceiling. Replaced by the latency at a fixed offered rate (open loop)"
+    ),
+}
+
+
+def retired(rows, paired=None, paired_cpu=None, paired_runs=None):
+    """The first edition's two targets that could not be met here, with why, and this run's
+    figures for them, so each run shows whether the reason still stands."""
+    old_hop = full_stack_vs_direct(rows, paired, paired_cpu)
+    old_hop["why"] = RETIRED_BECAUSE["full stack vs direct"]
+    old_sleep = sleep_at_1000(rows, paired, paired_runs)
+    old_sleep["why"] = RETIRED_BECAUSE["sleep closed loop"]
+    return [old_hop, old_sleep]
