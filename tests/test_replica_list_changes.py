@@ -75,3 +75,44 @@ def test_a_request_retried_while_the_replica_list_changes_is_served_not_502(pati
     assert joined_after_s < CONNECT_TIMEOUT_S, "the list changed too late to meet a waiting request"
     assert any(re.search(r"(^|, )web : ", upstream) for upstream in upstreams), upstreams
     stack.make("scale", "N=1", timeout=300)
+
+
+def test_a_request_waiting_on_a_replica_that_leaves_the_list_goes_to_the_one_left(patient_stack):
+    """The list shrinks to one replica while requests wait on the one leaving it (the case a
+    scale from 2 to 1 meets when a request reaches the stopped replica's address before
+    nginx has re-resolved). nginx never retries a single server, so alone it would answer
+    those requests with the connect timeout's 504."""
+    stack = patient_stack
+    stack.make("scale", "N=2", timeout=300)
+    staying, leaving = sorted(stack.replicas_answering(2))
+    (gone,) = [c for c in stack.running("web") if c.id.startswith(leaving)]
+    gone_address = stack.address_of(gone)
+    in_network_namespace(gone, "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "8000", "--syn", "-j", "DROP")
+    time.sleep(KEEPALIVE_TIMEOUT_S + 1)
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = [pool.submit(stack.get, "/api/whoami", timeout=4 * CONNECT_TIMEOUT_S) for _ in range(8)]
+        # Gone at once, as a node or a killed container is: Docker's DNS drops it, nginx
+        # re-resolves within NGINX_RESOLVER_VALID, and the waiting requests' tries end.
+        time.sleep(1)
+        gone.kill()
+        left_after_s = time.time() - started
+        responses = [answer.result() for answer in answers]
+
+    statuses = [response.status_code for response in responses]
+    assert statuses == [200] * len(responses), [(r.status_code, r.text[:120]) for r in responses]
+    assert {response.json()["hostname"] for response in responses} == {staying}
+
+    ids = {response.headers["X-Request-ID"] for response in responses}
+    lines = wait_for(
+        lambda: [line for line in stack.nginx_access_log(since=int(started) - 1) if line["request_id"] in ids],
+        deadline_s=10,
+        message="the requests' access log lines",
+    )
+    upstreams = [line["upstream"] for line in lines]
+    print(f"replica gone {left_after_s:.1f}s after the requests left; upstreams: {upstreams}")
+    assert left_after_s < CONNECT_TIMEOUT_S, "the list changed too late to meet a waiting request"
+    # The case under test happened: a request waited on the gone replica's address alone,
+    # then was proxied again (" : " separates the two passes) to the replica left.
+    assert any(re.fullmatch(rf"{re.escape(gone_address)}:8000 : \S+", upstream) for upstream in upstreams), upstreams
