@@ -26,7 +26,7 @@ N ?= 3
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: help up doctor down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
-        docker-host lock clean bench bench-quick bench-tuning lint lint-python lint-dockerfiles lint-shell lint-compose \
+        docker-host lock clean bench bench-quick bench-tuning bench-growth lint lint-python lint-dockerfiles lint-shell lint-compose \
         ecs-render ecs-validate ecs-deploy
 
 help: ## List the targets
@@ -140,6 +140,9 @@ bench-quick: ## The benchmark's smoke run (a few minutes): one configuration of 
 
 bench-tuning: ## The default configuration against variants of it, in paired rounds (about 7 min)
 	bench/run.sh tuning
+
+bench-growth: ## How cost grows: nginx's memory by idle connections, a gevent worker's by sleeping requests, replicas on these cores, make scale's time (about 10 min)
+	bench/run.sh growth
 
 # Each linter is also a target of its own; lint runs them all and reports every failure.
 lint: ## Lint and check the format of Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint)

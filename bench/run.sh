@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the stack's and the benchmark's images, runs a plan (quick or full) and always
+# Builds the stack's and the benchmark's images, runs a plan (quick, full, tuning or growth) and always
 # removes what it started. Results: bench/results/latest/ (report.md, results.json, *.png).
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
@@ -17,4 +17,17 @@ trap cleanup EXIT
 docker compose build web nginx
 "${bench[@]}" --profile run --profile build build
 mkdir -p bench/results/latest
+# How cost grows: the scale timing drives the stack's Makefile from the host, then the load
+# generator measures the rest and writes growth.md with both (the full run does it last).
+growth() {
+  python3 bench/scale_timing.py bench/results/latest/scale.json
+  "${bench[@]}" run --rm loadgen --plan growth
+}
+if [[ $plan == growth ]]; then
+  growth
+  exit 0
+fi
 "${bench[@]}" run --rm loadgen --plan "$plan" ${BENCH_DURATION:+--duration "$BENCH_DURATION"}
+if [[ $plan == full ]]; then
+  growth
+fi

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import docker
 
-from . import plots, report, targets, tuning
+from . import growth, growth_report, plots, report, targets, tuning
 from .containers import Containers
-from .plan import make_plan, tuning_variants
+from .plan import default_server, make_plan, tuning_variants
 from .run import Runner, add_bounds, usable_cores
 
 
@@ -37,7 +37,7 @@ def machine_facts(cores):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="benchmark")
-    parser.add_argument("--plan", choices=("full", "quick", "tuning"), default="quick")
+    parser.add_argument("--plan", choices=("full", "quick", "tuning", "growth"), default="quick")
     parser.add_argument("--duration", type=int, help="seconds of load per measurement (default: the plan's)")
     parser.add_argument("--out", type=Path, default=Path("/results"))
     parser.add_argument(
@@ -59,6 +59,8 @@ def main(argv=None):
     )
     if args.plan == "tuning":
         return compare_tunings(containers, cores, args.duration or 3, args.out)
+    if args.plan == "growth":
+        return measure_growth(containers, cores, args.duration or 5, args.out)
     plan = make_plan(args.plan, cores, args.duration)
     runner = Runner(plan, containers, cores)
     print(
@@ -105,6 +107,33 @@ def compare_tunings(containers, cores, duration, folder, rounds=3):
     )
     text = tuning.render(summary, rounds, duration)
     (folder / "tuning.md").write_text(text)
+    print(text, flush=True)
+    return 0
+
+
+def measure_growth(containers, cores, duration, folder, rounds=3):
+    """How cost grows (benchmark/growth.py), with the host's scale timing if it ran first
+    (bench/scale_timing.py writes scale.json in the same folder)."""
+    containers.remove_leftovers()
+    default = default_server(cores)
+    print("benchmark: how cost grows (idle connections, sleeping requests, replicas)", flush=True)
+    result = {
+        "machine": machine_facts(cores),
+        "duration": duration,
+        "rounds": rounds,
+        "replica_clients": growth.REPLICA_CLIENTS,
+        "idle_connections": growth.measure_idle_connections(containers, default),
+        "sleeping_worker": growth.measure_sleeping_worker(containers, default),
+        "replicas": growth.measure_replicas(containers, default, duration, rounds),
+    }
+    scale = folder / "scale.json"
+    if scale.exists():
+        result["scale"] = json.loads(scale.read_text())["scale"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "growth.json").write_text(json.dumps(result, indent=1) + "\n")
+    text = growth_report.render(result)
+    (folder / "growth.md").write_text(text)
+    plots.plot_growth(result, folder / "growth.png")
     print(text, flush=True)
     return 0
 

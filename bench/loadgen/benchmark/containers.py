@@ -29,18 +29,18 @@ class Containers:
         for container in self.client.containers.list(all=True, filters={"label": LABEL}):
             container.remove(force=True, v=True)
 
-    def start_server(self, server, alias="web"):
+    def start_server(self, server, alias="web", extra_aliases=()):
         # The probes are the endpoints measured; /api/outbound calls the slow upstream.
         env = {"APP_PROBES": "on", "APP_OUTBOUND_URL": self.outbound_url, **server.env}
         command = list(server.command) if server.command else None
-        return self._run(self.servers_image, alias, command=command, environment=env)
+        return self._run(self.servers_image, alias, extra_aliases, command=command, environment=env)
 
     def start_nginx(self, server, alias="nginx", upstream="web"):
         # The stack's defaults, but no per-client limits: every request comes from one client here.
         env = {"NGINX_LIMITS": "off", "WEB_UPSTREAM": f"{upstream}:8000", **server.nginx_env}
         return self._run(self.nginx_image, alias, environment=env)
 
-    def _run(self, image, alias, **options):
+    def _run(self, image, alias, extra_aliases=(), **options):
         container = self.client.containers.create(
             image,
             name=f"flask-stack-bench-{alias}",
@@ -48,7 +48,8 @@ class Containers:
             detach=True,
             **options,
         )
-        self.client.networks.get(self.network).connect(container, aliases=[alias])
+        # Several containers may share an extra alias: Docker's DNS answers it with all of them.
+        self.client.networks.get(self.network).connect(container, aliases=[alias, *extra_aliases])
         container.start()
         return container
 

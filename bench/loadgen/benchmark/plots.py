@@ -105,3 +105,33 @@ def plot_sweeps(sweeps, folder):
             plot_sweep(sweeps["points"], workload, ceiling, path)
             written.append(path)
     return written
+
+
+def plot_growth(growth, path):
+    """growth.png: nginx's memory by idle connections held, and requests/s and CPU per request by replicas."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    idle = growth["idle_connections"]
+    left.plot([row["held"] for row in idle], [row["during"]["usage"] / 2**20 for row in idle], marker="o")
+    left.set_xlabel("idle keep-alive client connections held")
+    left.set_ylabel("nginx memory (MiB)")
+    left.set_title("nginx: memory by idle connections")
+    left.set_ylim(bottom=0)
+    replicas = growth["replicas"]
+    counts = [row["replicas"] for row in replicas]
+    right.bar([str(count) for count in counts], [row["rps"] for row in replicas], color="#4c72b0")
+    right.set_xlabel("replicas")
+    right.set_ylabel("requests/s (trivial, through nginx)")
+    right.set_title(f"replicas on {growth['machine']['cores']} cores")
+    cpu = right.twinx()
+    cpu.plot(
+        [str(count) for count in counts],
+        [row["cpu_us"].get("machine", 0) for row in replicas],
+        color="#dd8452",
+        marker="o",
+    )
+    cpu.set_ylabel("CPU per request (µs)", color="#dd8452")
+    cpu.set_ylim(bottom=0)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
