@@ -111,9 +111,14 @@ def test_after_make_scale_3_firing_requests_shows_three_replicas_on_the_chart(wa
     watched.screenshot("live-page-three-replicas.png")
 
 
-def test_scaling_to_2_while_the_page_is_open_updates_the_count(watched, live_stack):
+def test_scaling_while_the_page_is_open_updates_the_count_up_and_down(watched, live_stack):
+    scale(live_stack, 2)
+    open_live_page(watched, live_stack, replicas=2)
+    started = time.monotonic()
     scale(live_stack, 3)
-    open_live_page(watched, live_stack, replicas=3)
+    # A new replica is counted once one of the page's heartbeats reaches it.
+    expect_replica_count(watched, 3, within_s=45)
+    print(f"replica count 2 -> 3 on the page {time.monotonic() - started:.1f} s after make scale N=3 began")
     started = time.monotonic()
     running = scale(live_stack, 2)
     # The stopped replica answers no more; the page drops it once its window has passed.
@@ -132,9 +137,26 @@ def limited_stack():
     at once and the other tests' stack keeps a full bucket. The limit still admits the page:
     its load (the HTML, its static files and the first heartbeat) fits in the burst, and the
     heartbeat's steady rate (live.js, HEARTBEAT_MS and ASKS_PER_HEARTBEAT) is under the rate."""
-    low_limit = {"NGINX_RATE_LIMIT": "10r/s", "NGINX_RATE_LIMIT_BURST": "20"}
+    low_limit = {"NGINX_RATE_LIMIT": "10r/s", "NGINX_RATE_LIMIT_BURST": "20", "NGINX_PROXY_READ_TIMEOUT": "1s"}
     with composed_stack("live-page-limited", env=low_limit) as composed:
         yield composed
+
+
+def test_requests_that_fail_are_counted_as_errors_with_their_status(browser, limited_stack):
+    """nginx here waits 1 s for an answer (NGINX_PROXY_READ_TIMEOUT): sleeps of 1.5 s are its
+    JSON 504s, which the page counts apart from the answered and the rate-limited ones."""
+    watched = Watched(browser, limited_stack.base_url)
+    try:
+        open_live_page(watched, limited_stack, replicas=1)
+        watched.page.fill("#sleep-ms", "1500")
+        counts = fire(watched, count=4, concurrency=4, endpoint="sleep")
+        assert counts == {"ok": 0, "limited": 0, "error": 4, "network": 0}
+        assert watched.page.inner_text("#error-kinds") == "HTTP 504: 4"
+        assert "0 answered, 0 rate limited, 4 failed" in watched.page.inner_text("#run-status")
+        assert watched.page_errors == []
+        watched.screenshot("live-page-errors.png")
+    finally:
+        watched.close()
 
 
 def test_a_burst_over_the_rate_limit_shows_429s_as_such(browser, limited_stack):
