@@ -148,6 +148,8 @@ def test_requests_that_fail_are_counted_as_errors_with_their_status(browser, lim
     watched = Watched(browser, limited_stack.base_url)
     try:
         open_live_page(watched, limited_stack, replicas=1)
+        # The duration's field is enabled once sleep is chosen.
+        watched.page.select_option("#endpoint", "sleep")
         watched.page.fill("#sleep-ms", "1500")
         counts = fire(watched, count=4, concurrency=4, endpoint="sleep")
         assert counts == {"ok": 0, "limited": 0, "error": 4, "network": 0}
