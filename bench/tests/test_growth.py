@@ -160,11 +160,11 @@ def test_replica_rows_take_medians_and_compare_with_the_fewest():
 def test_the_reading_names_busy_cores_as_the_reason_only_when_they_were():
     busy = growth.summarize_replicas({1: [replica_run(3000, 600, 1.9)], 2: [replica_run(3030, 640, 1.95)]})
     said = " ".join(growth_report.replicas_reading(busy, cores=2))
-    assert "+1% requests/s" in said and "already 95% busy with 1" in said and "+7% CPU" in said
+    assert "+1% requests/s" in said and "already busy with 1 (1.90 of 2)" in said and "+7% CPU" in said
     assert "not CPU to use" in said
     idle = growth.summarize_replicas({1: [replica_run(1000, 600, 0.8)], 2: [replica_run(1900, 600, 1.6)]})
     said = " ".join(growth_report.replicas_reading(idle, cores=2))
-    assert "+90% requests/s" in said and "40% busy with 1" in said and "left CPU unused" in said
+    assert "+90% requests/s" in said and "were 40% busy with 1" in said and "left CPU unused" in said
 
 
 def test_first_answers_name_only_new_replicas_at_their_first_answer():

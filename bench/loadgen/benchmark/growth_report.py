@@ -81,9 +81,9 @@ def replicas_reading(rows, cores):
         busy = previous["machine_busy"] / cores
         cost = row["cpu_us"].get("machine", 0) / previous["cpu_us"].get("machine", 1) - 1
         reason = (
-            f"the machine was already {busy:.0%} busy with {previous['replicas']}"
+            f"the cores were already busy with {previous['replicas']} ({previous['machine_busy']:.2f} of {cores})"
             if busy >= SATURATED
-            else f"the machine was {busy:.0%} busy with {previous['replicas']}"
+            else f"the cores were {busy:.0%} busy with {previous['replicas']}"
         )
         said.append(
             f"- {previous['replicas']} to {row['replicas']} replicas: {gain:+.0%} requests/s; {reason}; "
