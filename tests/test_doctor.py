@@ -5,6 +5,8 @@ import os
 import socket
 import subprocess
 
+import requests
+
 from composed import ROOT, free_loopback_port
 
 
@@ -69,3 +71,54 @@ def test_the_port_this_checkouts_own_stack_holds_is_fine(stack):
     status, output = doctor(HTTP_BIND="127.0.0.1", HTTP_PORT=str(stack.port), COMPOSE_PROJECT_NAME=stack.project)
     assert status == 0, output
     assert f"ok    port {stack.port} on 127.0.0.1 is this checkout's own stack" in output
+
+
+def test_a_user_outside_the_docker_group_is_told_how_to_get_in():
+    """The real engine, asked by a user who may not open its socket (nobody, no groups)."""
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "scripts/doctor.sh"],
+        cwd=ROOT,
+        env={**os.environ, "HOME": "/tmp"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "FAIL  the Docker engine runs, but nobody may not use it" in result.stdout, result.stdout
+    assert "sudo usermod -aG docker nobody" in result.stdout
+
+
+def test_a_base_image_neither_here_nor_pullable_names_both_ways_out():
+    status, output = doctor(PYTHON_IMAGE="flask-stack-test/absent:0", HTTP_PORT=str(free_loopback_port()))
+    assert status != 0
+    assert "FAIL  base image flask-stack-test/absent:0 is neither present nor pullable" in output
+    assert "docker pull flask-stack-test/absent:0 once you are online" in output
+    assert "scripts/docker-host/build-base-images.sh" in output
+
+
+def test_make_up_alone_goes_from_a_checkout_to_the_live_page():
+    """The README's second command: make up checks the machine, builds, starts the development
+    stack and prints the live page's address, which serves the page."""
+    port = free_loopback_port()
+    project = f"flaskstack-make-up-{port}"
+    compose = ["docker", "compose", "-p", project, "-f", "compose.yaml", "-f", "compose.override.yaml"]
+    env = {**os.environ, "HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(port)}
+    try:
+        result = subprocess.run(
+            ["make", "--no-print-directory", "up", f"COMPOSE=docker compose -p {project}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "doctor: ready for make up" in result.stdout
+        (line,) = [line for line in result.stdout.splitlines() if "the live page is on" in line]
+        address = line.split("the live page is on ", 1)[1].split()[0]
+        assert address == f"http://127.0.0.1:{port}/", line
+        page = requests.get(address, timeout=10)
+        assert page.status_code == 200
+        assert 'id="fire"' in page.text and "text/html" in page.headers["Content-Type"]
+    finally:
+        subprocess.run([*compose, "down", "--volumes", "--timeout", "40"], cwd=ROOT, env=env, capture_output=True)
