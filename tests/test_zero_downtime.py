@@ -19,6 +19,13 @@ pytestmark = pytest.mark.worker_count
 MIXED_PATHS = ["/api/whoami", "/api/whoami", "/api/whoami", "/api/sleep/800"]
 
 
+def attempts(field):
+    """An nginx log field listing each attempt of a request: ", " between the tries of one
+    pass, " : " before the pass that proxies again to the replicas nginx knows now (the
+    *_try_the_new_replica_list locations)."""
+    return re.split(r", | : ", field)
+
+
 def assert_no_failures(load, scenario, minimum_requests=200, excused=()):
     """`excused`: request ids of failures the scenario proved to be a documented limit."""
     load.report(scenario)
@@ -117,10 +124,10 @@ def test_a_replica_killed_with_sigkill_fails_no_get_and_runs_no_post_twice(busy_
     # nginx's account of each GET: the replicas it tried, in order, and what each answered.
     logged = {line["request_id"]: line for line in busy_stack.nginx_access_log() if line["request_id"] in get_ids}
     assert set(logged) == set(get_ids), f"GETs missing from nginx's log: {set(get_ids) - set(logged)}"
-    retried = [line for line in logged.values() if line["upstream"].split(", ")[0] == victim_upstream]
+    retried = [line for line in logged.values() if attempts(line["upstream"])[0] == victim_upstream]
     assert retried, f"no GET was in flight on the killed replica {victim_upstream}: the scenario proved nothing"
     for line in retried:
-        tried, answers = line["upstream"].split(", "), line["upstream_status"].split(", ")
+        tried, answers = attempts(line["upstream"]), attempts(line["upstream_status"])
         # The killed replica answered nothing (502), another replica answered the GET.
         assert answers[0] == "502" and answers[-1] == "200" and tried[-1] != victim_upstream, line
     assert all(o.status == 200 for o in gets), [(o.status, o.error) for o in gets]
