@@ -10,6 +10,8 @@ bench=(docker compose --file bench/compose.yaml)
 cleanup() {
   docker ps --all --quiet --filter label=flask-stack.bench | xargs --no-run-if-empty docker rm --force --volumes >/dev/null
   "${bench[@]}" --profile run --profile build down --remove-orphans >/dev/null 2>&1 || true
+  # The scale timing's own stack (bench/scale_timing.py), should it have been stopped midway.
+  docker compose -p flask-stack-bench-scale -f compose.yaml down --volumes --timeout 40 >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

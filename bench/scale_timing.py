@@ -4,7 +4,7 @@
 Runs on the host, beside the load generator's container: it drives the stack's own Makefile
 against a compose project of its own (compose.yaml, the images `make bench` has just built,
 per-client limits off since every request comes from here). For each k it scales to one
-replica, then starts `make scale N=k` and asks nginx /api/whoami every few milliseconds,
+replica, then starts `make scale N=k` and asks nginx /api/whoami 20 ms apart,
 noting when `make` returned and when each new replica first answered. Standard library only.
 
     python3 bench/scale_timing.py OUT.json [k ...]
@@ -12,6 +12,7 @@ noting when `make` returned and when each new replica first answered. Standard l
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -121,7 +122,10 @@ class Stack:
         self.settle_on(known)
         events, failed, make_returned_s = [], 0, None
         started = time.monotonic()
-        make = subprocess.Popen(self.make_scale(count), cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL)
+        # A session of its own, so that giving up stops make's docker compose too.
+        make = subprocess.Popen(
+            self.make_scale(count), cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             while time.monotonic() - started < DEADLINE_S:
                 hostname = ask(self.url)
@@ -137,7 +141,8 @@ class Stack:
                 time.sleep(POLL_S)
         finally:
             if make.poll() is None:
-                make.kill()
+                os.killpg(make.pid, signal.SIGKILL)
+                make.wait()
         return summarize(count, events, make_returned_s, known, failed)
 
 

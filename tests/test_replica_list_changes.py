@@ -116,3 +116,5 @@ def test_a_request_waiting_on_a_replica_that_leaves_the_list_goes_to_the_one_lef
     # The case under test happened: a request waited on the gone replica's address alone,
     # then was proxied again (" : " separates the two passes) to the replica left.
     assert any(re.fullmatch(rf"{re.escape(gone_address)}:8000 : \S+", upstream) for upstream in upstreams), upstreams
+    gone.remove(v=True)
+    stack.make("scale", "N=1", timeout=300)

@@ -95,10 +95,18 @@ def test_sent_requests_are_all_answered_later(server):
 
 
 def test_the_memory_docker_stats_shows_is_usage_less_inactive_file():
-    cgroup_v2 = {"usage": 50 * 2**20, "stats": {"inactive_file": 10 * 2**20, "anon": 30 * 2**20, "sock": 2**20}}
-    assert growth.memory_from_stats(cgroup_v2) == {"usage": 40 * 2**20, "anon": 30 * 2**20, "sock": 2**20}
+    cgroup_v2 = {
+        "usage": 50 * 2**20,
+        "stats": {"inactive_file": 10 * 2**20, "anon": 30 * 2**20, "kernel": 4 * 2**20, "sock": 2**20},
+    }
+    assert growth.memory_from_stats(cgroup_v2) == {
+        "usage": 40 * 2**20,
+        "anon": 30 * 2**20,
+        "kernel": 4 * 2**20,
+        "sock": 2**20,
+    }
     cgroup_v1 = {"usage": 8000, "stats": {"total_inactive_file": 1000, "rss": 5000}}
-    assert growth.memory_from_stats(cgroup_v1) == {"usage": 7000, "anon": 5000, "sock": 0}
+    assert growth.memory_from_stats(cgroup_v1) == {"usage": 7000, "anon": 5000, "kernel": 0, "sock": 0}
 
 
 def test_per_item_divides_each_part_and_says_none_for_nothing_held():
@@ -192,8 +200,8 @@ def test_a_scale_row_says_when_make_returned_and_each_new_replica_answered():
 
 
 def test_the_report_holds_every_table_with_its_figures():
-    memory = {"usage": 10 * 2**20, "anon": 6 * 2**20, "sock": 0}
-    held = {"usage": 42 * 2**20, "anon": 20 * 2**20, "sock": 8 * 2**20}
+    memory = {"usage": 10 * 2**20, "anon": 6 * 2**20, "kernel": 2 * 2**20, "sock": 0}
+    held = {"usage": 42 * 2**20, "anon": 20 * 2**20, "kernel": 18 * 2**20, "sock": 8 * 2**20}
     result = {
         "machine": {
             "cpu": "Test CPU",
@@ -210,7 +218,8 @@ def test_the_report_holds_every_table_with_its_figures():
             {
                 "connections": 10_000,
                 "held": 8_000,
-                "refused": 2_000,
+                "refused": 500,
+                "closed": 1_500,
                 "before": memory,
                 "during": held,
                 "per_connection": growth.per_item(memory, held, 8_000),
@@ -242,7 +251,7 @@ def test_the_report_holds_every_table_with_its_figures():
         ],
     }
     text = growth_report.render(json.loads(json.dumps(result)))
-    assert "| 10,000 | 8,000 | 2,000 | 10.0 | 42.0 | 4.1 | 1.8 | 1.0 |" in text
+    assert "| 10,000 | 8,000 | 500 | 1,500 | 10.0 | 42.0 | 4.1 | 1.8 | 2.0 | 1.0 |" in text
     assert "| 1,000 (`/api/sleep/6000`) | 1,000 | 48.8 | 87.9 | 40.0 | 40.0 | 32.8 | 1,000 of 1,000 |" in text
     assert "| 2 | 3,030 | 1.01 | 3,030 |" in text
     assert "| 8 | 7 | 20.5 | 4.2 | 6 of 7 only | 0 of 900 |" in text

@@ -32,11 +32,13 @@ CONNECT_TIMEOUT_S = 5
 
 
 def raise_open_file_limit(wanted):
-    """Each held connection is a descriptor of this process: lift the soft limit to the hard one."""
+    """Each held connection is a descriptor of this process: lift the soft limit, up to the
+    hard one, or say plainly that the hard one is too low."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            raise RuntimeError(f"{wanted} open files needed, and this process may open {hard} at most (ulimit -Hn)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def request_bytes(host, path):
@@ -88,19 +90,23 @@ class HeldConnections:
         request = request_bytes(self.host, self.path)
         # Looked up once: thousands of lookups would measure Docker's DNS, not the server.
         address = (socket.gethostbyname(self.host), self.port)
-        for _ in range(self.count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.settimeout(CONNECT_TIMEOUT_S)
-            try:
-                sock.connect(address)
-                sock.sendall(request)
-                if read_response(sock) != 200:
-                    raise ConnectionError("not answered 200")
-            except OSError:
-                sock.close()
-                self.refused += 1
-                continue
-            self.sockets.append(sock)
+        try:
+            for _ in range(self.count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(CONNECT_TIMEOUT_S)
+                    sock.connect(address)
+                    sock.sendall(request)
+                    if read_response(sock) != 200:
+                        raise ConnectionError("not answered 200")
+                except OSError:
+                    sock.close()
+                    self.refused += 1
+                    continue
+                self.sockets.append(sock)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def open_now(self):
@@ -115,7 +121,8 @@ class HeldConnections:
 def container_memory(container):
     """A container's memory as `docker stats` shows it (the cgroup's usage less its inactive
     file cache), with the parts of it that grow with connections: anonymous memory (the
-    processes' heaps) and socket buffers, in bytes (0 where the cgroup does not report them)."""
+    processes' heaps), the kernel's memory and, of that, socket buffers, in bytes (0 where
+    the cgroup does not report them)."""
     stats = container.stats(stream=False, one_shot=True)["memory_stats"]
     return memory_from_stats(stats)
 
@@ -123,7 +130,13 @@ def container_memory(container):
 def memory_from_stats(memory_stats):
     parts = memory_stats.get("stats", {})
     usage = memory_stats["usage"] - parts.get("inactive_file", parts.get("total_inactive_file", 0))
-    return {"usage": usage, "anon": parts.get("anon", parts.get("rss", 0)), "sock": parts.get("sock", 0)}
+    return {
+        "usage": usage,
+        "anon": parts.get("anon", parts.get("rss", 0)),
+        # The kernel's own memory for the cgroup (its sockets' structures among it): cgroup v2 only.
+        "kernel": parts.get("kernel", 0),
+        "sock": parts.get("sock", 0),
+    }
 
 
 def per_item(before, after, items):
@@ -154,6 +167,8 @@ def measure_idle_connections(containers, default, counts=IDLE_CONNECTION_COUNTS,
                         "connections": count,
                         "held": still,
                         "refused": held.refused,
+                        # Answered, then closed by nginx before the memory was read.
+                        "closed": count - held.refused - still,
                         "before": before,
                         "during": during,
                         "per_connection": per_item(before, during, still),
@@ -208,7 +223,8 @@ def measure_sleeping_worker(containers, default, concurrent=SLEEPING_REQUESTS, s
         idle_container = container_memory(server)
         started = time.monotonic()
         with SentRequests("web", 8000, f"/api/sleep/{sleep_ms}", concurrent) as sent:
-            # Every request reached the worker, or the gauge says how many did.
+            # Every request reached the worker, or the gauge says how many did: the memory is
+            # read while the first of them still have half their sleep ahead.
             deadline = started + sleep_ms / 2000
             counted = 0.0
             while time.monotonic() < deadline:
@@ -237,7 +253,10 @@ def measure_sleeping_worker(containers, default, concurrent=SLEEPING_REQUESTS, s
         "loaded_kib": loaded,
         "container_idle": idle_container,
         "container_loaded": loaded_container,
-        "per_request_bytes": {part: round((loaded[part] - idle[part]) * 1024 / concurrent) for part in idle},
+        # Per request the gauge saw in flight: fewer asleep than sent must not flatter the figure.
+        "per_request_bytes": {
+            part: round((loaded[part] - idle[part]) * 1024 / counted) if counted else None for part in idle
+        },
     }
 
 
@@ -252,10 +271,14 @@ class SentRequests:
         raise_open_file_limit(self.count + 256)
         request = request_bytes(self.host, self.path)
         address = (socket.gethostbyname(self.host), self.port)
-        for _ in range(self.count):
-            sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT_S)
-            sock.sendall(request)
-            self.sockets.append(sock)
+        try:
+            for _ in range(self.count):
+                sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT_S)
+                self.sockets.append(sock)
+                sock.sendall(request)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def statuses(self, timeout_s=30):
@@ -300,11 +323,12 @@ def measure_replicas(containers, default, duration, rounds, counts=REPLICA_COUNT
             order = counts if number % 2 == 0 else tuple(reversed(counts))
             for count in order:
                 meter = CpuMeter({"servers": Together(servers), "nginx": nginxes[count]})
-                before = meter.snapshot()
+                before, since = meter.snapshot(), time.monotonic()
                 measured = wrk.run(f"http://nginx-{count}:8080" + TRIVIAL.path, clients, duration)
-                after = meter.snapshot()
+                after, took_s = meter.snapshot(), time.monotonic() - since
                 measured["cpu_us"] = per_request_us(before, after, measured["requests"])
-                measured["machine_busy"] = round((after[MACHINE] - before[MACHINE]) / duration, 2)
+                # Over the whole interval the counters cover (wrk's start and stop included).
+                measured["machine_busy"] = round((after[MACHINE] - before[MACHINE]) / took_s, 2)
                 runs[count].append(measured)
                 print(f"growth: {count} replica(s), round {number + 1}: {measured['rps']:,.0f} requests/s", flush=True)
     finally:

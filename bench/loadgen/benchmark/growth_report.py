@@ -19,16 +19,18 @@ def kib(value):
 def idle_connections_table(rows):
     lines = [
         (
-            "| idle connections asked | held open | refused or closed | nginx memory before (MiB) | "
-            "holding them (MiB) | per connection (KiB): all | of it heap | of it socket buffers |"
+            "| idle connections asked | held open | refused | answered, then closed | "
+            "nginx memory before (MiB) | holding them (MiB) | per connection (KiB): all | of it heap | "
+            "of it the kernel's | of that socket buffers |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         per = row["per_connection"]
         lines.append(
-            f"| {row['connections']:,} | {row['held']:,} | {row['refused']:,} | {mib(row['before']['usage'])} "
-            f"| {mib(row['during']['usage'])} | {kib(per['usage'])} | {kib(per['anon'])} | {kib(per['sock'])} |"
+            f"| {row['connections']:,} | {row['held']:,} | {row['refused']:,} | {row.get('closed', 0):,} "
+            f"| {mib(row['before']['usage'])} | {mib(row['during']['usage'])} | {kib(per['usage'])} "
+            f"| {kib(per['anon'])} | {kib(per.get('kernel'))} | {kib(per['sock'])} |"
         )
     return lines
 
@@ -36,7 +38,8 @@ def idle_connections_table(rows):
 def sleeping_worker_lines(worker):
     idle, loaded = worker["idle_kib"], worker["loaded_kib"]
     per = worker["per_request_bytes"]
-    container = (worker["container_loaded"]["usage"] - worker["container_idle"]["usage"]) / worker["concurrent"]
+    asleep = worker["in_flight"] or None
+    container = (worker["container_loaded"]["usage"] - worker["container_idle"]["usage"]) / asleep if asleep else None
     return [
         (
             "| requests asleep at once | in flight by the gauge | worker RSS idle (MiB) | "
@@ -136,8 +139,8 @@ def render(growth):
         "",
         "A fresh nginx of the stack's (limits off) for each count; each connection fetches the static",
         "file, which nginx serves itself, and stays open, idle. Memory as `docker stats` shows it",
-        "(the cgroup's, less its inactive file cache); heap is the processes' anonymous memory,",
-        "socket buffers the kernel's, charged to the container.",
+        "(the cgroup's, less its inactive file cache); heap is the processes' anonymous memory, the",
+        "kernel's is what the kernel keeps for the container (its sockets among it), socket buffers part of that.",
         "",
         *idle_connections_table(growth["idle_connections"]),
         "",
@@ -165,7 +168,7 @@ def render(growth):
     if growth.get("scale"):
         out += [
             "From one replica, on a stack of its own (`bench/scale_timing.py`): nginx is asked `/api/whoami`",
-            "every 20 ms from the moment `make scale` starts; a replica takes traffic when it first answers.",
+            "20 ms apart from the moment `make scale` starts; a replica takes traffic when it first answers.",
             "",
             *scale_table(growth["scale"]),
         ]
