@@ -106,7 +106,7 @@ def test_the_memory_docker_stats_shows_is_usage_less_inactive_file():
         "sock": 2**20,
     }
     cgroup_v1 = {"usage": 8000, "stats": {"total_inactive_file": 1000, "rss": 5000}}
-    assert growth.memory_from_stats(cgroup_v1) == {"usage": 7000, "anon": 5000, "kernel": 0, "sock": 0}
+    assert growth.memory_from_stats(cgroup_v1) == {"usage": 7000, "anon": 5000, "kernel": None, "sock": None}
 
 
 def test_per_item_divides_each_part_and_says_none_for_nothing_held():
@@ -114,6 +114,8 @@ def test_per_item_divides_each_part_and_says_none_for_nothing_held():
     after = {"usage": 5000, "anon": 2500, "sock": 1000}
     assert growth.per_item(before, after, 4) == {"usage": 1000, "anon": 500, "sock": 250}
     assert growth.per_item(before, after, 0) == {"usage": None, "anon": None, "sock": None}
+    unknown = {"usage": 1000, "anon": 500, "sock": None}
+    assert growth.per_item(unknown, {**after, "sock": None}, 4) == {"usage": 1000, "anon": 500, "sock": None}
 
 
 def test_proc_status_fields_are_read_in_kib():

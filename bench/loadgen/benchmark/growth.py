@@ -121,8 +121,8 @@ class HeldConnections:
 def container_memory(container):
     """A container's memory as `docker stats` shows it (the cgroup's usage less its inactive
     file cache), with the parts of it that grow with connections: anonymous memory (the
-    processes' heaps), the kernel's memory and, of that, socket buffers, in bytes (0 where
-    the cgroup does not report them)."""
+    processes' heaps), the kernel's memory and, of that, socket buffers, in bytes (None
+    where the cgroup does not report them)."""
     stats = container.stats(stream=False, one_shot=True)["memory_stats"]
     return memory_from_stats(stats)
 
@@ -130,18 +130,23 @@ def container_memory(container):
 def memory_from_stats(memory_stats):
     parts = memory_stats.get("stats", {})
     usage = memory_stats["usage"] - parts.get("inactive_file", parts.get("total_inactive_file", 0))
+    # cgroup v2 names the kernel's own memory for the cgroup (its sockets' structures among it)
+    # and the socket buffers; cgroup v1 counts them in the usage without saying how much: None.
+    v2 = "anon" in parts
     return {
         "usage": usage,
-        "anon": parts.get("anon", parts.get("rss", 0)),
-        # The kernel's own memory for the cgroup (its sockets' structures among it): cgroup v2 only.
-        "kernel": parts.get("kernel", 0),
-        "sock": parts.get("sock", 0),
+        "anon": parts["anon"] if v2 else parts.get("rss", 0),
+        "kernel": parts.get("kernel") if v2 else None,
+        "sock": parts.get("sock") if v2 else None,
     }
 
 
 def per_item(before, after, items):
-    """Bytes each item added, part by part."""
-    return {part: round((after[part] - before[part]) / items) if items else None for part in before}
+    """Bytes each item added, part by part (None where a part is unknown, or nothing was held)."""
+    return {
+        part: round((after[part] - before[part]) / items) if items and None not in (before[part], after[part]) else None
+        for part in before
+    }
 
 
 def measure_idle_connections(containers, default, counts=IDLE_CONNECTION_COUNTS, settle_s=2):
