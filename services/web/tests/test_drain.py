@@ -1,6 +1,7 @@
 """Unit tests of draining: the flag, the middleware and the first process (stack/drain*.py)."""
 
 import multiprocessing
+import os
 import signal
 import subprocess
 import sys
@@ -94,6 +95,8 @@ def run_first_process(tmp_path, drain_seconds):
     process = subprocess.Popen(
         [sys.executable, "-m", "stack.drain_then_stop", sys.executable, "-c", SERVER, str(tmp_path / "stack-draining")],
         cwd=WEB_DIR, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A process group of their own: a test that gives up kills the server with the wrapper.
+        start_new_session=True,
     )  # fmt: skip
     assert process.stdout.readline().strip() == "ready"
     return process
@@ -120,7 +123,8 @@ def test_other_signals_reach_the_server_at_once_without_a_drain(tmp_path):
             name, flag_was_up, _ = process.stdout.readline().split()
             assert (name, flag_was_up) == (signal.Signals(signum).name, "False")
     finally:
-        process.kill()
+        # SIGKILL cannot be passed on: the stand-in server, the wrapper's child, goes by its group.
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
 
 
