@@ -43,6 +43,17 @@ def in_network_namespace(container, *command):
     subprocess.run(["nsenter", "-t", pid, "-n", *command], check=True, capture_output=True, text=True, timeout=20)
 
 
+def upstreams_tried(stack, responses, since):
+    """nginx's upstream field for each of the responses' requests, from its access log."""
+    ids = {response.headers["X-Request-ID"] for response in responses}
+    lines = wait_for(
+        lambda: [line for line in stack.nginx_access_log(since=int(since) - 1) if line["request_id"] in ids],
+        deadline_s=10,
+        message="the requests' access log lines",
+    )
+    return [line["upstream"] for line in lines]
+
+
 def test_a_request_retried_while_the_replica_list_changes_is_served_not_502(patient_stack):
     stack = patient_stack
     stack.make("scale", "N=2", timeout=300)
@@ -67,13 +78,7 @@ def test_a_request_retried_while_the_replica_list_changes_is_served_not_502(pati
 
     # The case under test happened: nginx found no replica for at least one request (its
     # upstream field names the group, "web") and the request was proxied again.
-    ids = {response.headers["X-Request-ID"] for response in responses}
-    lines = wait_for(
-        lambda: [line for line in stack.nginx_access_log(since=int(started) - 1) if line["request_id"] in ids],
-        deadline_s=10,
-        message="the requests' access log lines",
-    )
-    upstreams = [line["upstream"] for line in lines]
+    upstreams = upstreams_tried(stack, responses, since=started)
     print(f"third replica joined {joined_after_s:.1f}s after the requests left; upstreams: {upstreams}")
     assert joined_after_s < CONNECT_TIMEOUT_S, "the list changed too late to meet a waiting request"
     assert any(re.search(r"(^|, )web : ", upstream) for upstream in upstreams), upstreams
@@ -109,13 +114,7 @@ def test_a_request_waiting_on_a_replica_that_leaves_the_list_goes_to_the_one_lef
     assert statuses == [200] * len(responses), [(r.status_code, r.text[:120]) for r in responses]
     assert {response.json()["hostname"] for response in responses} == {staying}
 
-    ids = {response.headers["X-Request-ID"] for response in responses}
-    lines = wait_for(
-        lambda: [line for line in stack.nginx_access_log(since=int(started) - 1) if line["request_id"] in ids],
-        deadline_s=10,
-        message="the requests' access log lines",
-    )
-    upstreams = [line["upstream"] for line in lines]
+    upstreams = upstreams_tried(stack, responses, since=started)
     print(f"replica gone {left_after_s:.1f}s after the requests left; upstreams: {upstreams}")
     assert left_after_s < CONNECT_TIMEOUT_S, "the list changed too late to meet a waiting request"
     # The case under test happened: a request waited on the gone replica's address alone,

@@ -76,20 +76,35 @@ def still_open(sock):
         return False
 
 
-class HeldConnections:
-    """`count` connections to host:port, each having had one request answered and kept alive,
-    idle. Connections the server refused or closed are counted, not held."""
+class Connections:
+    """`count` connections of this process's to host:port for `path`, closed on exit."""
 
     def __init__(self, host, port, path, count):
         self.host, self.port, self.path, self.count = host, port, path, count
         self.sockets = []
+
+    def prepare(self):
+        """The request to send on each, and the server's address, looked up once: thousands
+        of lookups would measure Docker's DNS, not the server."""
+        raise_open_file_limit(self.count + 256)
+        return request_bytes(self.host, self.path), (socket.gethostbyname(self.host), self.port)
+
+    def __exit__(self, *exc):
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []
+
+
+class HeldConnections(Connections):
+    """Each connection has had one request answered and is kept alive, idle. Connections the
+    server refused or closed are counted, not held."""
+
+    def __init__(self, host, port, path, count):
+        super().__init__(host, port, path, count)
         self.refused = 0
 
     def __enter__(self):
-        raise_open_file_limit(self.count + 256)
-        request = request_bytes(self.host, self.path)
-        # Looked up once: thousands of lookups would measure Docker's DNS, not the server.
-        address = (socket.gethostbyname(self.host), self.port)
+        request, address = self.prepare()
         try:
             for _ in range(self.count):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -111,11 +126,6 @@ class HeldConnections:
 
     def open_now(self):
         return sum(still_open(sock) for sock in self.sockets)
-
-    def __exit__(self, *exc):
-        for sock in self.sockets:
-            sock.close()
-        self.sockets = []
 
 
 def container_memory(container):
@@ -265,17 +275,11 @@ def measure_sleeping_worker(containers, default, concurrent=SLEEPING_REQUESTS, s
     }
 
 
-class SentRequests:
-    """`count` requests sent at once on connections of their own; their answers read later."""
-
-    def __init__(self, host, port, path, count):
-        self.host, self.port, self.path, self.count = host, port, path, count
-        self.sockets = []
+class SentRequests(Connections):
+    """A request sent at once on each connection; the answers read later."""
 
     def __enter__(self):
-        raise_open_file_limit(self.count + 256)
-        request = request_bytes(self.host, self.path)
-        address = (socket.gethostbyname(self.host), self.port)
+        request, address = self.prepare()
         try:
             for _ in range(self.count):
                 sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT_S)
@@ -295,10 +299,6 @@ class SentRequests:
             except OSError:
                 statuses.append(None)
         return statuses
-
-    def __exit__(self, *exc):
-        for sock in self.sockets:
-            sock.close()
 
 
 def replica_alias(count):
