@@ -41,6 +41,49 @@ def test_wrks_cpu_is_counted_once_it_has_exited():
     assert cpu.children_cpu_s() > before
 
 
+def fake_process(proc, pid, comm, utime_ticks, stime_ticks):
+    folder = proc / str(pid)
+    folder.mkdir()
+    (folder / "comm").write_text(comm + "\n")
+    # pid (comm) state ppid ... utime stime: the 14th and 15th fields; a name may hold spaces.
+    rest = ["S", "1"] + ["0"] * 9 + [str(utime_ticks), str(stime_ticks)] + ["0"] * 20
+    (folder / "stat").write_text(f"{pid} ({comm}) " + " ".join(rest) + "\n")
+
+
+def test_dockers_processes_are_summed_by_name_and_others_left_out(tmp_path):
+    fake_process(tmp_path, 10, "dockerd", 3 * TICKS, TICKS)
+    fake_process(tmp_path, 11, "containerd-shim", TICKS, TICKS)
+    fake_process(tmp_path, 12, "containerd-shim", 0, TICKS)
+    fake_process(tmp_path, 13, "containerd", 50 * TICKS, 0)
+    fake_process(tmp_path, 14, "nginx: worker", 50 * TICKS, 0)
+    (tmp_path / "self").mkdir()
+    assert cpu.processes_cpu_s(cpu.DOCKER_PROCESSES, proc=tmp_path) == 7.0
+
+
+def test_dockers_processes_out_of_view_are_none_not_zero(tmp_path):
+    fake_process(tmp_path, 14, "nginx: worker", 50 * TICKS, 0)
+    assert cpu.processes_cpu_s(cpu.DOCKER_PROCESSES, proc=tmp_path) is None
+
+
+def test_a_process_that_exits_while_listed_is_skipped(tmp_path):
+    fake_process(tmp_path, 10, "dockerd", TICKS, 0)
+    (tmp_path / "11").mkdir()  # listed, then gone: no comm, no stat
+    assert cpu.processes_cpu_s(cpu.DOCKER_PROCESSES, proc=tmp_path) == 1.0
+
+
+def test_this_machines_processes_read():
+    # This test's own process is in view wherever it runs.
+    with open("/proc/self/comm") as comm:
+        name = comm.read().strip()
+    assert cpu.processes_cpu_s((name,)) > 0
+
+
+def test_a_part_missing_from_the_later_snapshot_is_left_out():
+    before = {"server": 1.0, cpu.DOCKER: 5.0, cpu.MACHINE: 10.0}
+    after = {"server": 1.5, cpu.MACHINE: 11.0}
+    assert cpu.DOCKER not in cpu.per_request_us(before, after, requests=1000)
+
+
 PAIRED_CPU = {
     "trivial direct": [{"server": 500.0, "nginx": 0.0, cpu.WRK: 100.0, cpu.REST: 100.0, cpu.MACHINE: 700.0}] * 2,
     "trivial nginx": [
@@ -65,3 +108,16 @@ def test_the_report_tables_the_median_share_of_each_part():
     assert "| trivial direct | 3,050 | 500 | 0 | 100 | 100 | 700 |" in lines
     assert "| trivial nginx | 2,475 | 530 | 110 | 100 | 135 | 870 |" in lines
     assert report.cpu_breakdown(PAIRED, {"trivial direct": []}) == []
+    # Docker's processes out of view: no column for them, and the rest is said to hold them.
+    assert not any("Docker |" in line for line in lines)
+    assert any("none of them used (Docker's log pipeline" in line for line in lines)
+
+
+def test_the_report_has_a_docker_column_when_its_processes_were_measured():
+    paired_cpu = {
+        name: [{**measured, cpu.DOCKER: 20.0, cpu.REST: measured[cpu.REST] - 20.0} for measured in rounds]
+        for name, rounds in PAIRED_CPU.items()
+    }
+    lines = report.cpu_breakdown(PAIRED, paired_cpu)
+    assert "| measurement | requests/s | server | nginx | wrk | Docker | the rest | machine |" in lines
+    assert "| trivial nginx | 2,475 | 530 | 110 | 100 | 20 | 115 | 870 |" in lines

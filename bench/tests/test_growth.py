@@ -259,3 +259,14 @@ def test_the_report_holds_every_table_with_its_figures():
     assert "| 8 | 7 | 20.5 | 4.2 | 6 of 7 only | 0 of 900 |" in text
     result.pop("scale")
     assert "Not measured in this run" in growth_report.render(result)
+
+
+def test_the_replicas_table_shows_dockers_cpu_when_measured_and_na_when_not():
+    row = {"replicas": 1, "rps": 3000.0, "ratio": 1.0, "rounds_rps": [3000.0], "p99_ms": 40.0, "errors": 0}
+    cpu_parts = {"servers": 400.0, "nginx": 100.0, "wrk": 40.0, "rest": 10.0, "machine": 570.0}
+    seen = {**row, "cpu_us": {**cpu_parts, "docker": 20.0}, "machine_busy": 2.0}
+    unseen = {**row, "cpu_us": cpu_parts, "machine_busy": 2.0}
+    header, _, with_docker, without = growth_report.replicas_table([seen, unseen])
+    assert "| wrk | Docker | the rest | machine |" in header
+    assert with_docker.endswith("| 400 | 100 | 40 | 20 | 10 | 570 | 2.00 |")
+    assert without.endswith("| 400 | 100 | 40 | n/a | 10 | 570 | 2.00 |")

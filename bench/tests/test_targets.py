@@ -1,6 +1,6 @@
 """The targets are judged from the rows of one run; a missing measurement is said, not guessed."""
 
-from benchmark import report, targets
+from benchmark import cpu, report, targets
 
 
 def row(
@@ -215,6 +215,36 @@ def test_the_hop_target_is_the_full_stack_against_the_bare_proxy_of_the_same_rou
     assert targets.hop([], {**paired, "trivial nginx": [900, 880]})["holds"] is True
     # Without paired rounds there is no bare proxy to compare with.
     assert targets.hop([row("d", "nginx", "trivial", 64, 950, default=True)])["holds"] is None
+
+
+def cpu_round(nginx, docker=None):
+    measured = {"server": 300.0, "nginx": nginx, cpu.MACHINE: 500.0}
+    return measured if docker is None else {**measured, cpu.DOCKER: docker}
+
+
+def test_the_hop_target_tells_the_access_logs_share_from_the_stack_without_it():
+    paired = {
+        "trivial nginx": [900, 840],
+        targets.BARE_PROXY: [1000, 1000],
+        targets.STACK_WITHOUT_LOG: [960, 940],
+    }
+    paired_cpu = {
+        "trivial nginx": [cpu_round(104, docker=21), cpu_round(108, docker=23)],
+        targets.STACK_WITHOUT_LOG: [cpu_round(99, docker=1), cpu_round(101, docker=1)],
+        targets.BARE_PROXY: [cpu_round(88, docker=1), cpu_round(90, docker=1)],
+    }
+    measured = targets.hop([], paired, paired_cpu)["measured"]
+    # Medians: 950 / 1000; Docker 22 - 1, nginx 106 - 100.
+    assert measured.endswith(
+        "; the same stack without its access log: 0.95 of the bare proxy; each request's log line "
+        "costs Docker's log pipeline 21 µs of CPU and nginx 6 µs"
+    )
+    # Docker's processes out of view (no `pid: host`): the ratio alone, no figure made up.
+    unseen = {name: [cpu_round(r["nginx"]) for r in rounds] for name, rounds in paired_cpu.items()}
+    assert targets.hop([], paired, unseen)["measured"].endswith("without its access log: 0.95 of the bare proxy")
+    # A run from before the stack without its log was measured says nothing of it.
+    older = {name: runs for name, runs in paired.items() if name != targets.STACK_WITHOUT_LOG}
+    assert "access log" not in targets.hop([], older, paired_cpu)["measured"]
 
 
 def open_round(p99, p999, ceiling=3000.0, errors=None, kept_up=True):

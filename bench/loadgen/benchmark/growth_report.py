@@ -57,17 +57,19 @@ def replicas_table(rows):
     lines = [
         (
             "| replicas | requests/s (median) | vs one replica | each round | p99 (ms) | errors | "
-            "CPU per request (µs): replicas | nginx | wrk | the rest | machine | machine busy (cores) |"
+            "CPU per request (µs): replicas | nginx | wrk | Docker | the rest | machine | machine busy (cores) |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         cpu = row["cpu_us"]
+        # Docker's processes are counted only where the host's are in view (cpu.processes_cpu_s).
+        docker = f"{cpu['docker']:.0f}" if "docker" in cpu else "n/a"
         rounds = ", ".join(f"{value:,.0f}" for value in row["rounds_rps"])
         lines.append(
             f"| {row['replicas']} | {row['rps']:,.0f} | {row['ratio']:.2f} | {rounds} | {row['p99_ms']} "
             f"| {row['errors']} | {cpu.get('servers', 0):.0f} | {cpu.get('nginx', 0):.0f} | {cpu.get('wrk', 0):.0f} "
-            f"| {cpu.get('rest', 0):.0f} | {cpu.get('machine', 0):.0f} | {row['machine_busy']:.2f} |"
+            f"| {docker} | {cpu.get('rest', 0):.0f} | {cpu.get('machine', 0):.0f} | {row['machine_busy']:.2f} |"
         )
     return lines
 

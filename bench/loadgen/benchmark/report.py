@@ -3,7 +3,7 @@
 import statistics
 
 from .bounds import stalled
-from .cpu import MACHINE, REST, WRK
+from .cpu import DOCKER, MACHINE, REST, WRK
 from .sweep import sweep_file
 from .targets import find, median_cpu
 
@@ -69,29 +69,47 @@ def claims(rows):
     return lines
 
 
-CPU_PARTS = (("server", "server"), ("nginx", "nginx"), (WRK, "wrk"), (REST, "the rest"), (MACHINE, "machine"))
+CPU_PARTS = (
+    ("server", "server"),
+    ("nginx", "nginx"),
+    (WRK, "wrk"),
+    (DOCKER, "Docker"),
+    (REST, "the rest"),
+    (MACHINE, "machine"),
+)
 
 
 def cpu_breakdown(paired, paired_cpu):
     """A table of the median CPU microseconds per request of each part, for each paired measurement."""
     if not any(paired_cpu.values()):
         return []
+    # Docker's processes are counted only where the host's are in view (cpu.processes_cpu_s).
+    docker_seen = any(DOCKER in measured for rounds in paired_cpu.values() for measured in rounds)
+    parts = [(part, label) for part, label in CPU_PARTS if part != DOCKER or docker_seen]
+    if docker_seen:
+        docker_is = (
+            "Docker is its daemon's and its shims' (the pipeline that carries each container's output to its log); "
+        )
+        rest_holds = ""
+    else:
+        docker_is, rest_holds = "", "Docker's log pipeline, "
     out = [
         "",
         "## Where the CPU goes (paired rounds)",
         "",
         "CPU microseconds per request, medians of the rounds. The server and nginx are their containers' "
-        "CPU time, wrk its own; the rest is the machine's busy time that none of them used (Docker's log "
-        "pipeline, the kernel's network path between containers, anything else running). With every part "
-        "on the same cores, a ratio of throughputs is about the inverse ratio of the machine's column.",
+        f"CPU time, wrk its own; {docker_is}the rest is the machine's busy time that none of them used "
+        f"({rest_holds}the kernel's network path between containers, "
+        "anything else running). With every part on the same cores, a ratio of throughputs is about the "
+        "inverse ratio of the machine's column.",
         "",
-        "| measurement | requests/s | " + " | ".join(label for _, label in CPU_PARTS) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in CPU_PARTS) + " |",
+        "| measurement | requests/s | " + " | ".join(label for _, label in parts) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in parts) + " |",
     ]
     for name, rounds in paired_cpu.items():
         if not rounds:
             continue
-        cells = [f"{median_cpu(paired_cpu, name, part):,.0f}" for part, _ in CPU_PARTS]
+        cells = [f"{median_cpu(paired_cpu, name, part):,.0f}" for part, _ in parts]
         out.append(f"| {name} | {statistics.median(paired[name]):,.0f} | " + " | ".join(cells) + " |")
     return out
 

@@ -11,13 +11,15 @@ from .containers import Containers, effective_settings, settles, wait_until_serv
 from .cpu import CpuMeter, per_request_us
 from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
 from .progress import Progress
-from .targets import BARE_PROXY, OPEN_LOOP_FRACTION, SLEEP_1000
+from .targets import BARE_PROXY, OPEN_LOOP_FRACTION, SLEEP_1000, STACK_WITHOUT_LOG
 
 WEB = "http://web:8000"
 NGINX = "http://nginx:8080"
 NGINX_RETURN_200 = "http://nginx:8081/"
 # The same nginx image doing nothing but proxying: what the hop itself costs.
 NGINX_BARE_PROXY = "http://nginx:8082"
+# The stack's site without its access log: what the log costs, told apart from the rest.
+NGINX_STACK_WITHOUT_LOG = "http://nginx:8083"
 # Measured in turn, round after round, with the default server and nginx both up: the
 # targets compare neighbours in time, so a noisy machine moves both sides of a ratio.
 PAIRED_CLIENTS = 64
@@ -25,6 +27,7 @@ PAIRED = {
     "trivial direct": WEB + TRIVIAL.path,
     "trivial nginx": NGINX + TRIVIAL.path,
     BARE_PROXY: NGINX_BARE_PROXY + TRIVIAL.path,
+    STACK_WITHOUT_LOG: NGINX_STACK_WITHOUT_LOG + TRIVIAL.path,
     "nginx static": NGINX + STATIC_FILE,
     "flask static": WEB + STATIC_FILE,
     "nginx return 200": NGINX_RETURN_200,

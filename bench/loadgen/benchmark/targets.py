@@ -3,7 +3,7 @@
 import statistics
 
 from .bounds import NEAR_BOUND, concurrency_bound, stalled
-from .cpu import MACHINE
+from .cpu import DOCKER, MACHINE
 from .plan import SLEEP
 
 HOP_MIN = 0.95
@@ -76,6 +76,7 @@ def median_cpu(paired_cpu, name, part):
 
 
 BARE_PROXY = "trivial, bare nginx proxy"
+STACK_WITHOUT_LOG = "trivial, stack without its access log"
 
 
 def full_stack_vs_direct(rows, paired=None, paired_cpu=None):
@@ -126,7 +127,27 @@ def hop(rows, paired=None, paired_cpu=None):
             f"; nginx's own CPU per request: {stack:.0f} µs in the stack, {bare:.0f} µs only proxying; "
             f"the machine's: {machine_stack:.0f} and {machine_bare:.0f} µs (see Where the CPU goes)"
         )
+    result["measured"] += access_log_share(paired, paired_cpu)
     return result
+
+
+def access_log_share(paired, paired_cpu):
+    """What the access log alone costs: the stack without it, against the bare proxy in the
+    same rounds, and the CPU a request's log line costs Docker and nginx."""
+    without_log, _ = paired_ratio(paired or {}, STACK_WITHOUT_LOG, BARE_PROXY)
+    if without_log is None:
+        return ""
+    text = f"; the same stack without its access log: {without_log:.2f} of the bare proxy"
+    sides = ("trivial nginx", STACK_WITHOUT_LOG)
+    # Docker's processes are measured only where the host's are in view (cpu.processes_cpu_s).
+    if all(DOCKER in round_ for side in sides for round_ in (paired_cpu or {}).get(side) or [{}]):
+        docker = [median_cpu(paired_cpu, side, DOCKER) for side in sides]
+        nginx = [median_cpu(paired_cpu, side, "nginx") for side in sides]
+        text += (
+            f"; each request's log line costs Docker's log pipeline {docker[0] - docker[1]:.0f} µs of CPU "
+            f"and nginx {nginx[0] - nginx[1]:.0f} µs"
+        )
+    return text
 
 
 def open_loop_latency(open_loop_rounds=None):
