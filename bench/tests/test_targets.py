@@ -234,10 +234,10 @@ def test_the_hop_target_tells_the_access_logs_share_from_the_stack_without_it():
         targets.BARE_PROXY: [cpu_round(88, docker=1), cpu_round(90, docker=1)],
     }
     measured = targets.hop([], paired, paired_cpu)["measured"]
-    # Medians: 950 / 1000; Docker 22 - 1, nginx 106 - 100.
+    # Medians: 950 / 1000; Docker 22 and 1, nginx 106 and 100.
     assert measured.endswith(
-        "; the same stack without its access log: 0.95 of the bare proxy; each request's log line "
-        "costs Docker's log pipeline 21 µs of CPU and nginx 6 µs"
+        "; the same stack without its access log: 0.95 of the bare proxy; CPU per request with the log "
+        "and without: Docker's log pipeline 22 and 1 µs, nginx 106 and 100 µs"
     )
     # Docker's processes out of view (no `pid: host`): the ratio alone, no figure made up.
     unseen = {name: [cpu_round(r["nginx"]) for r in rounds] for name, rounds in paired_cpu.items()}
