@@ -5,7 +5,7 @@ import statistics
 from .bounds import stalled
 from .cpu import DOCKER, MACHINE, REST, WRK
 from .sweep import sweep_file
-from .targets import find, median_cpu
+from .targets import find, median_cpu, part_counted
 
 ENDPOINT_TITLES = {
     "trivial": "Trivial endpoint (`GET /healthz`)",
@@ -83,8 +83,7 @@ def cpu_breakdown(paired, paired_cpu):
     """A table of the median CPU microseconds per request of each part, for each paired measurement."""
     if not any(paired_cpu.values()):
         return []
-    # Docker's processes are counted only where the host's are in view (cpu.processes_cpu_s).
-    docker_seen = any(DOCKER in measured for rounds in paired_cpu.values() for measured in rounds)
+    docker_seen = part_counted(paired_cpu, paired_cpu, DOCKER)
     parts = [(part, label) for part, label in CPU_PARTS if part != DOCKER or docker_seen]
     if docker_seen:
         docker_is = (

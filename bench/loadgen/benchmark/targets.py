@@ -75,6 +75,13 @@ def median_cpu(paired_cpu, name, part):
     return statistics.median(r.get(part, 0.0) for r in rounds) if rounds else None
 
 
+def part_counted(paired_cpu, names, part):
+    """Whether every round of these paired measurements counted the part: Docker's processes
+    are counted only where the host's are in view (cpu.processes_cpu_s)."""
+    rounds = [measured for name in names for measured in (paired_cpu or {}).get(name) or []]
+    return bool(rounds) and all(part in measured for measured in rounds)
+
+
 BARE_PROXY = "trivial, bare nginx proxy"
 STACK_WITHOUT_LOG = "trivial, stack without its access log"
 
@@ -139,8 +146,7 @@ def access_log_share(paired, paired_cpu):
         return ""
     text = f"; the same stack without its access log: {without_log:.2f} of the bare proxy"
     sides = ("trivial nginx", STACK_WITHOUT_LOG)
-    # Docker's processes are measured only where the host's are in view (cpu.processes_cpu_s).
-    if all(DOCKER in round_ for side in sides for round_ in (paired_cpu or {}).get(side) or [{}]):
+    if all(part_counted(paired_cpu, (side,), DOCKER) for side in sides):
         docker = [median_cpu(paired_cpu, side, DOCKER) for side in sides]
         nginx = [median_cpu(paired_cpu, side, "nginx") for side in sides]
         # Both sides shown, not their difference: on a noisy machine a part the log barely
