@@ -3,15 +3,19 @@
 reach our machines, and the browser a Debian user has is the one worth testing."""
 
 import os
+import re
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-# Screenshots the tests take, kept after the run (CI keeps this folder as its artefacts).
+# Screenshots the tests take, and one of each watched page a test failed in (named
+# failed-<test>.png), kept after the run (CI keeps this folder as its artefacts).
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 
@@ -42,7 +46,10 @@ def chromium():
 
 class Watched:
     """A page with everything it did recorded: console errors, uncaught exceptions, and
-    each request, which may only go to `origin` (any other is refused, and recorded)."""
+    each request, which may only go to `origin` (any other is refused, and recorded).
+    Used as a context manager, it closes the page on the way out and, when the block ends
+    in an error (a failed assertion, a timeout), first keeps a screenshot of the page as
+    the test saw it."""
 
     def __init__(self, browser, origin, **context_options):
         self.origin = origin.rstrip("/") + "/"
@@ -76,3 +83,26 @@ class Watched:
 
     def close(self):
         self.context.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        try:
+            if error_type is not None:
+                self._keep_screenshot_of_failure()
+        finally:
+            self.close()
+
+    def _keep_screenshot_of_failure(self):
+        # pytest names the running test in PYTEST_CURRENT_TEST ("path::name[param] (call)").
+        test = os.environ.get("PYTEST_CURRENT_TEST", "outside pytest").rsplit(" (", 1)[0]
+        name = re.sub(r"[^\w.]+", "-", test.rsplit("/", 1)[-1]).strip("-")
+        try:
+            path = self.screenshot(f"failed-{name}.png")
+        except PlaywrightError as why:
+            # A page that can no longer be captured (crashed, closed) must not hide the
+            # test's own error, which is the one reported.
+            print(f"no screenshot of the failed page: {why}", file=sys.stderr)
+        else:
+            print(f"screenshot of the failed page: {path}", file=sys.stderr)

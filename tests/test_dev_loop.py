@@ -88,28 +88,24 @@ def test_a_template_edit_is_served_within_seconds(dev_stack, checkout):
 
 def test_a_stylesheet_edit_reaches_the_browser_through_nginx(dev_stack, checkout):
     stylesheet = checkout / "services/web/app/static/css/site.css"
-    with chromium() as browser:
-        watched = Watched(browser, dev_stack.base_url)
-        try:
-            page = watched.page
-            page.goto(dev_stack.url("/"))
-            heading_colour = "getComputedStyle(document.querySelector('h1')).color"
-            assert page.evaluate(heading_colour) != "rgb(1, 2, 3)"
-            settle()
-            stylesheet.write_text(stylesheet.read_text() + "\nh1 { color: rgb(1, 2, 3); }\n")
-            digest = hashlib.sha256(stylesheet.read_bytes()).hexdigest()[:12]
-            link = f"/static/css/site.{digest}.css"
+    with chromium() as browser, Watched(browser, dev_stack.base_url) as watched:
+        page = watched.page
+        page.goto(dev_stack.url("/"))
+        heading_colour = "getComputedStyle(document.querySelector('h1')).color"
+        assert page.evaluate(heading_colour) != "rgb(1, 2, 3)"
+        settle()
+        stylesheet.write_text(stylesheet.read_text() + "\nh1 { color: rgb(1, 2, 3); }\n")
+        digest = hashlib.sha256(stylesheet.read_bytes()).hexdigest()[:12]
+        link = f"/static/css/site.{digest}.css"
 
-            def reloaded_page_shows_it():
-                page.reload()
-                linked = page.evaluate("document.querySelector('link[rel=stylesheet]')?.getAttribute('href')")
-                return linked == link and page.evaluate(heading_colour) == "rgb(1, 2, 3)"
+        def reloaded_page_shows_it():
+            page.reload()
+            linked = page.evaluate("document.querySelector('link[rel=stylesheet]')?.getAttribute('href')")
+            return linked == link and page.evaluate(heading_colour) == "rgb(1, 2, 3)"
 
-            # The page links the stylesheet by its new content's fingerprint, and styles by it.
-            seconds_until(reloaded_page_shows_it, what="a stylesheet edit, in the browser")
-            assert watched.console_errors == [] and watched.page_errors == []
-        finally:
-            watched.close()
+        # The page links the stylesheet by its new content's fingerprint, and styles by it.
+        seconds_until(reloaded_page_shows_it, what="a stylesheet edit, in the browser")
+        assert watched.console_errors == [] and watched.page_errors == []
     # nginx served that name itself: its log shows no upstream for it, web's no such request.
     served = [line for line in dev_stack.nginx_access_log() if line["request"].startswith(f"GET {link} ")]
     assert served and all(line["status"] in (200, 304) and line["upstream"] == "" for line in served), served
