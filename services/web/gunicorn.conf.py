@@ -48,7 +48,7 @@ take_turn = None
 
 def on_starting(server):
     # Workers inherit the environment: /api/whoami reports the class actually running, and
-    # /api/settings what gunicorn actually holds (probes.py).
+    # /api/settings what gunicorn actually holds (probes/contract.py).
     os.environ["SERVER_WORKER_CLASS"] = server.cfg.worker_class_str
     os.environ["SERVER_SETTINGS"] = json.dumps(effective(server.cfg))
     server.log.info(describe(server.cfg, lifecycle))

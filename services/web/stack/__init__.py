@@ -4,7 +4,7 @@ builds, and the app imports nothing from it.
 - wsgi.py: the entry point gunicorn serves, which assembles the rest around the app;
 - request_id.py, security_headers.py, static_urls.py, drain.py: WSGI middleware and
   Flask hooks the stack adds;
-- probes.py (with faults.py and outbound.py): /healthz and the test contract's endpoints;
+- probes/: /healthz, and the test contract's endpoints (contract.py, faults.py, outbound.py);
 - drain_then_stop.py: the container's first process, which drains before gunicorn stops;
 - gunicorn_settings.py, recycling.py, recycle_turns.py, connection_turns.py: what
   gunicorn.conf.py reads and calls from gunicorn's documented hooks;

@@ -14,7 +14,7 @@ DEFAULTS = {
     "COMPUTE_MAX_ROUNDS": 1_000_000,
     # Host names the app and the probes answer to (Flask answers others with a 400); None = any.
     "TRUSTED_HOSTS": None,
-    # The probe endpoints of the test contract (stack/probes.py). Off unless asked for, as
+    # The probe endpoints of the test contract (stack/probes/contract.py). Off unless asked for, as
     # in the production overlay: a public /api/sleep/10000 invites anyone to tie up workers.
     "PROBES": False,
     # Test-only endpoints under /api/faults/; never enabled in production.

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from stack import faults
+from stack.probes import faults
 
 
 @pytest.fixture

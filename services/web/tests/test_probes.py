@@ -1,4 +1,4 @@
-"""Unit tests of /healthz and the probes, inside the stack (stack/probes.py, stack/wrapping.py)."""
+"""Unit tests of /healthz and the probes, inside the stack (stack/probes/, stack/wrapping.py)."""
 
 import hashlib
 import logging

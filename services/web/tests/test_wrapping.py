@@ -1,9 +1,12 @@
 """The stack around an app that is not the demo: a foreign Flask app drops in (stack/wrapping.py)."""
 
 import hashlib
+import re
 
 import pytest
-from flask import Flask, url_for
+from flask import Flask, request, url_for
+
+from stack.drain import DrainFlag
 
 
 @pytest.fixture
@@ -71,3 +74,48 @@ def test_an_app_that_sends_its_own_content_policy_keeps_it(wrapped):
         return "<p>hi</p>", 200, {"Content-Security-Policy": "default-src https://cdn.example"}
 
     assert wrapped(app).get("/").headers["Content-Security-Policy"] == "default-src https://cdn.example"
+
+
+def app_with_an_upload_route(**config):
+    """An app of a user's: one route that takes a body, and maybe a body limit of its own."""
+    app = Flask(__name__)
+    app.config.update(config)
+
+    @app.post("/upload")
+    def upload():
+        return {"bytes": len(request.get_data())}
+
+    return app
+
+
+def test_the_body_limit_reaches_a_route_of_the_users_app(wrapped):
+    client = wrapped(app_with_an_upload_route(), MAX_CONTENT_LENGTH=10)
+    assert client.post("/upload", data=b"x" * 10).get_json() == {"bytes": 10}
+    assert client.post("/upload", data=b"x" * 5000).status_code == 413
+
+
+def test_an_app_that_sets_its_own_body_limit_keeps_it(wrapped):
+    client = wrapped(app_with_an_upload_route(MAX_CONTENT_LENGTH=100), MAX_CONTENT_LENGTH=10)
+    assert client.post("/upload", data=b"x" * 100).get_json() == {"bytes": 100}
+    assert client.post("/upload", data=b"x" * 101).status_code == 413
+
+
+@pytest.mark.parametrize("supplied", ["bad id with spaces <script>", "short", ""])
+def test_a_draining_replicas_503_carries_a_well_formed_request_id_never_a_bad_one(wrapped, tmp_path, supplied):
+    client = wrapped()
+    DrainFlag(tmp_path / "draining").raise_()
+    response = client.get("/api/whoami", headers={"X-Request-ID": supplied} if supplied else {})
+    assert response.status_code == 503
+    made = response.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made), made
+    assert response.get_json()["request_id"] == made
+    assert "<script>" not in response.get_data(as_text=True)
+
+
+def test_a_draining_replicas_503_keeps_a_well_formed_request_id(wrapped, tmp_path):
+    client = wrapped()
+    DrainFlag(tmp_path / "draining").raise_()
+    response = client.get("/api/whoami", headers={"X-Request-ID": "nginx-id-1234"})
+    assert response.status_code == 503
+    assert response.headers["X-Request-ID"] == "nginx-id-1234"
+    assert response.get_json()["request_id"] == "nginx-id-1234"

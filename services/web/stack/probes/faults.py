@@ -9,7 +9,7 @@ import time
 
 from flask import Blueprint, jsonify
 
-from .probes import bounded_int, request_id
+from .answers import bounded_int, request_id
 
 blueprint = Blueprint("faults", __name__, url_prefix="/api/faults")
 log = logging.getLogger("gunicorn.error")

@@ -10,7 +10,7 @@ import urllib.request
 
 from flask import Blueprint, abort, current_app, jsonify
 
-from .probes import bounded_int
+from .answers import bounded_int
 
 blueprint = Blueprint("outbound", __name__)
 
