@@ -6,21 +6,35 @@ repository's services and compose file to a folder of its own, puts this app whe
 was, builds images under a tag of their own, and drives the composed stack.
 """
 
+import json
 import re
 import shutil
 import subprocess
+import textwrap
 import uuid
 
 import pytest
 
-from composed import ROOT, composed_stack, log_entries
+from composed import ROOT, composed_stack, log_entries, wait_for
 
 FOREIGN_APP = """\
+import subprocess
+
 from flask import Flask, request, url_for
 
 
 def create_app():
     app = Flask(__name__)
+
+    @app.post("/attachments")
+    def attach():
+        return {"bytes": len(request.get_data())}
+
+    @app.post("/thumbnails")
+    def thumbnail():
+        # As many CLI tools and their wrappers do: a child left running in the background.
+        subprocess.run(["sh", "-c", "sleep 0.2 & exit 0"], check=True, timeout=10)
+        return {"started": True}
 
     @app.get("/")
     def home():
@@ -34,6 +48,9 @@ def create_app():
     return app
 """
 FOREIGN_CSS = "h1 { color: rebeccapurple; }\n"
+# The stack's knobs, which must reach an app that knows nothing of them.
+BODY_LIMIT = 4096
+TRUSTED_HOST = "notes.example"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +65,9 @@ def foreign_stack(tmp_path_factory):
     (app / "static" / "notes.css").write_text(FOREIGN_CSS)
     tag = f"drop-in-{uuid.uuid4().hex[:8]}"
     try:
-        with composed_stack("drop-in", env={"IMAGE_TAG": tag}, root=root) as composed:
+        # 127.0.0.1: the tests' own requests name it, with the published port.
+        knobs = {"APP_MAX_BODY_BYTES": str(BODY_LIMIT), "APP_TRUSTED_HOSTS": f"{TRUSTED_HOST},127.0.0.1"}
+        with composed_stack("drop-in", env={"IMAGE_TAG": tag, **knobs}, root=root) as composed:
             yield composed
     finally:
         subprocess.run(
@@ -93,3 +112,67 @@ def test_a_foreign_flask_app_drops_in_and_the_stack_serves_it(foreign_stack):
 
     # The demo's routes are not there: a path the app lacks is the app's own 404.
     assert foreign_stack.get("/no-such-page").status_code == 404
+
+
+def test_the_trusted_hosts_knob_reaches_the_app_and_the_stack_stays_healthy(foreign_stack):
+    # Both health checks (web's asks 127.0.0.1:8000, nginx's localhost) pass: `up --wait`
+    # returned, and Docker calls both containers healthy.
+    for service in ("web", "nginx"):
+        (container,) = foreign_stack.running(service)
+        container.reload()
+        assert container.attrs["State"]["Health"]["Status"] == "healthy"
+    trusted = foreign_stack.get("/notes", headers={"Host": TRUSTED_HOST})
+    assert trusted.status_code == 200 and trusted.json()["notes"] == ["buy milk"]
+    refused = foreign_stack.get("/notes", headers={"Host": "evil.example.net"})
+    assert refused.status_code == 400
+
+
+def post_to_gunicorn(stack, path, sizes):
+    """POST bodies of `sizes` bytes to gunicorn directly, from inside the web container
+    (nginx bypassed): the status of each."""
+    script = textwrap.dedent(f"""
+        import json, urllib.error, urllib.request
+        def post(size):
+            request = urllib.request.Request("http://127.0.0.1:8000{path}", data=b"a" * size, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+        print(json.dumps([post(size) for size in {list(sizes)}]))
+    """)
+    exit_code, output = stack.running("web")[0].exec_run(["python", "-c", script])
+    assert exit_code == 0, output
+    return json.loads(output)
+
+
+def test_flask_enforces_the_body_limit_on_the_apps_own_route_when_nginx_is_bypassed(foreign_stack):
+    """APP_MAX_BODY_BYTES reaches a route of the user's app, not only the probes."""
+    assert post_to_gunicorn(foreign_stack, "/attachments", [BODY_LIMIT, BODY_LIMIT + 1, 5000]) == [200, 413, 413]
+
+
+def zombies(container):
+    """The command names of the container's zombie processes, from its /proc."""
+    script = textwrap.dedent("""
+        import glob
+        found = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                text = open(stat).read()
+            except OSError:
+                continue
+            if text[text.rindex(")") + 2] == "Z":
+                found.append(text[text.index("(") + 1 : text.rindex(")")])
+        print(" ".join(found))
+    """)
+    exit_code, output = container.exec_run(["python", "-c", script])
+    assert exit_code == 0, output
+    return output.decode().split()
+
+
+def test_children_the_app_leaves_behind_are_reaped(foreign_stack):
+    for _ in range(20):
+        assert foreign_stack.post("/thumbnails", timeout=10).json() == {"started": True}
+    (web,) = foreign_stack.running("web")
+    # Each orphaned sleep ends 0.2 s after its request; the container's first process reaps it.
+    wait_for(lambda: not zombies(web), deadline_s=10, message=f"no zombie in the web container ({zombies(web)})")
