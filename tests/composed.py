@@ -185,9 +185,10 @@ def wait_for(condition, deadline_s, interval_s=0.2, message="condition"):
     raise AssertionError(f"{message} not met within {deadline_s}s")
 
 
-def compose_config_services(*files, profiles=()):
-    """The services `docker compose config` resolves from `files` with `profiles` on (a .env
-    beside them, or COMPOSE_PROFILES in the caller's environment, left out)."""
+def compose_config(*files, profiles=(), env=None):
+    """What `docker compose config` resolves from `files` with `profiles` on, as JSON: no .env
+    beside them and no COMPOSE_PROFILES from the caller's environment, so it shows what the
+    files say; `env` adds variables (the pushed images' names, say)."""
     args = [arg for name in files for arg in ("-f", name)] + [arg for name in profiles for arg in ("--profile", name)]
     environ = {key: value for key, value in os.environ.items() if key != "COMPOSE_PROFILES"}
     output = subprocess.run(
@@ -197,6 +198,11 @@ def compose_config_services(*files, profiles=()):
         text=True,
         check=True,
         timeout=60,
-        env=environ,
+        env={**environ, **(env or {})},
     ).stdout
-    return set(json.loads(output)["services"])
+    return json.loads(output)
+
+
+def compose_config_services(*files, profiles=()):
+    """The names of the services those files define with those profiles on."""
+    return set(compose_config(*files, profiles=profiles)["services"])

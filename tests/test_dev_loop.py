@@ -4,16 +4,13 @@ production shapes mount no source. The stack runs from a copy of this repository
 tests edit."""
 
 import hashlib
-import json
-import os
 import shutil
-import subprocess
 import time
 
 import pytest
 
 from browser import Watched, chromium
-from composed import ROOT, composed_stack
+from composed import ROOT, compose_config, composed_stack
 
 DEV_FILES = ("compose.yaml", "compose.override.yaml")
 # An edit must show within this; each test prints how long it took (pytest -s). gunicorn's
@@ -128,22 +125,14 @@ def test_an_edit_that_breaks_the_import_recovers_once_fixed_without_make_up(dev_
     assert [container.id for container in dev_stack.running("web")] == [web.id]
 
 
-def compose_config(*files):
-    """`docker compose config` of these files, as JSON, without the caller's .env (pushed
-    image names made up: only the mounts matter here)."""
-    environ = {**os.environ, "PUSHED_WEB_IMAGE": "registry.test/web@sha256:" + "0" * 64}
-    environ["PUSHED_NGINX_IMAGE"] = "registry.test/nginx@sha256:" + "0" * 64
-    selected = [arg for name in files for arg in ("-f", name)]
-    output = subprocess.run(
-        ["docker", "compose", "--env-file", "/dev/null", *selected, "config", "--format", "json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env=environ,
-    ).stdout
-    return json.loads(output)
+def pushed_compose_config(*files):
+    """`docker compose config` of these files, pushed image names made up: only the mounts
+    matter here."""
+    made_up = {
+        "PUSHED_WEB_IMAGE": "registry.test/web@sha256:" + "0" * 64,
+        "PUSHED_NGINX_IMAGE": "registry.test/nginx@sha256:" + "0" * 64,
+    }
+    return compose_config(*files, env=made_up)
 
 
 def source_mounts(config):
@@ -167,11 +156,11 @@ def source_mounts(config):
     ids=["base", "prod", "prod-tls", "pushed"],
 )
 def test_only_the_development_override_mounts_source(files):
-    assert source_mounts(compose_config(*files)) == []
+    assert source_mounts(pushed_compose_config(*files)) == []
 
 
 def test_the_development_override_mounts_the_app_read_only():
-    config = compose_config(*DEV_FILES)
+    config = pushed_compose_config(*DEV_FILES)
     assert sorted(source_mounts(config)) == [
         f"nginx: {ROOT / 'services/web/app/static'}",
         f"web: {ROOT / 'services/web/app'}",
