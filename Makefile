@@ -19,8 +19,8 @@ PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml $(if $
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
-DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard scripts/docker-host/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
-SHELL_SCRIPTS = $(shell git ls-files '*.sh') .ci/run
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard .ci/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
+SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.envsh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -110,8 +110,9 @@ test: test-unit test-rules test-integration ## Run every test: unit, Prometheus'
 test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings, the benchmark's logic and the ECS tools (no Docker needed)
 	$(PYTHON) -m pytest services/web/tests bench/tests deploy/ecs/tests
 
-# promtool from the Prometheus image the profile runs, on the config and rules baked into it.
-PROMETHEUS_IMAGE ?= prom/prometheus:v3.5.3
+# promtool from the Prometheus image the profile runs (its Dockerfile's ARG names the tag),
+# on the config and rules baked into it.
+PROMETHEUS_IMAGE ?= $(shell scripts/dockerfile-arg.sh services/prometheus/Dockerfile PROMETHEUS_IMAGE)
 PROMTOOL = docker run --rm -v "$(CURDIR)/services/prometheus:/etc/prometheus:ro" -w /etc/prometheus/rules --entrypoint /bin/promtool $(PROMETHEUS_IMAGE)
 
 test-rules: ## Check Prometheus's config and rules, and run the rules' unit tests (promtool test rules)

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 plan=${1:-quick}
 bench=(docker compose --file bench/compose.yaml)
+# The load generator builds on the web image's base: the tag its Dockerfile's ARG names.
+PYTHON_IMAGE=${PYTHON_IMAGE:-$(scripts/dockerfile-arg.sh services/web/Dockerfile PYTHON_IMAGE)}
+export PYTHON_IMAGE
 
 cleanup() {
   docker ps --all --quiet --filter label=flask-stack.bench | xargs --no-run-if-empty docker rm --force --volumes >/dev/null

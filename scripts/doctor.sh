@@ -158,7 +158,10 @@ else
 fi
 
 # 5. The base images the Dockerfiles build from.
-for image in "$(env_value PYTHON_IMAGE python:3.14-slim-trixie)" "$(env_value NGINX_IMAGE nginx:1.30-trixie)"; do
+# Each tag is its Dockerfile's ARG default unless the environment or .env names another.
+python_image=$(env_value PYTHON_IMAGE "$(scripts/dockerfile-arg.sh services/web/Dockerfile PYTHON_IMAGE)")
+nginx_image=$(env_value NGINX_IMAGE "$(scripts/dockerfile-arg.sh services/nginx/Dockerfile NGINX_IMAGE)")
+for image in "$python_image" "$nginx_image"; do
   if docker image inspect "$image" >/dev/null 2>&1; then
     ok "base image $image is present"
   elif bounded 30 docker manifest inspect "$image" >/dev/null 2>&1; then

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 pip_tools="pip-tools==7.6.2"
 compile_flags=(--quiet --generate-hashes --allow-unsafe --strip-extras --no-header)
-python_image=${PYTHON_IMAGE:-python:3.14-slim-trixie}
+python_image=${PYTHON_IMAGE:-$(scripts/dockerfile-arg.sh services/web/Dockerfile PYTHON_IMAGE)}
 
 # Locks <folder>/requirements.in inside the base image. The whole tree is mounted, so a
 # lock may constrain itself by another (the bench servers by the web image's lock).

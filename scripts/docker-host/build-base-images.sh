@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Makes sure the base images our Dockerfiles name exist in the local engine.
 # Where the real tag can be pulled, it is; where no registry is reachable (our CI
-# machines), a labelled stand-in is built from Debian packages instead.
-# Usage: build-base-images.sh [python-tag] [nginx-tag]   (the observability profile's two
-# images are named by PROMETHEUS_IMAGE and NGINX_EXPORTER_IMAGE, as in compose.yaml)
+# machines), a labelled stand-in is built from Debian packages instead, from the
+# Dockerfiles in .ci/stand-ins/ (CI's own plumbing, not part of the stack).
+# Usage: build-base-images.sh [python-tag] [nginx-tag]. Each tag defaults to the one its
+# Dockerfile's ARG names (PYTHON_IMAGE, NGINX_IMAGE, PROMETHEUS_IMAGE, NGINX_EXPORTER_IMAGE),
+# unless that variable is set.
 set -o errexit -o pipefail -o nounset
 
-here=$(cd "$(dirname "$0")" && pwd)
-python_tag=${1:-${PYTHON_IMAGE:-python:3.14-slim-trixie}}
-nginx_tag=${2:-${NGINX_IMAGE:-nginx:1.30-trixie}}
-prometheus_tag=${PROMETHEUS_IMAGE:-prom/prometheus:v3.5.3}
-nginx_exporter_tag=${NGINX_EXPORTER_IMAGE:-nginx/nginx-prometheus-exporter:1.5.1}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+stand_ins="$repo/.ci/stand-ins"
+base_tag() { "$repo/scripts/dockerfile-arg.sh" "$repo/services/$1/Dockerfile" "$2"; }
+python_tag=${1:-${PYTHON_IMAGE:-$(base_tag web PYTHON_IMAGE)}}
+nginx_tag=${2:-${NGINX_IMAGE:-$(base_tag nginx NGINX_IMAGE)}}
+prometheus_tag=${PROMETHEUS_IMAGE:-$(base_tag prometheus PROMETHEUS_IMAGE)}
+nginx_exporter_tag=${NGINX_EXPORTER_IMAGE:-$(base_tag nginx-exporter NGINX_EXPORTER_IMAGE)}
 # forky carries the Python and nginx versions the official tags ship; trixie's are older.
 suite=forky
 rootfs_tag="stand-in/debian-minbase:$suite"
@@ -56,19 +60,37 @@ build_rootfs_image() {
   rm -rf "$rootfs"
 }
 
+# The stand-ins' files, as one digest: a stand-in built from other files is built again.
+stand_in_source() { cat "$stand_ins"/* | sha256sum | cut -c1-16; }
+
 build_stand_in() {
   local tag=$1 dockerfile=$2
-  log "building stand-in $tag from Debian $suite packages"
+  log "building a stand-in for $tag from Debian $suite packages"
   docker build --quiet \
     --build-arg ROOTFS_IMAGE="$rootfs_tag" \
     --label org.opencontainers.image.description="local stand-in for $tag built from Debian packages" \
-    -f "$here/stand-ins/$dockerfile" -t "$tag" "$here/stand-ins" >/dev/null \
+    --label flask-stack.stand-in-source="$(stand_in_source)" \
+    -f "$stand_ins/$dockerfile" -t "$tag" "$stand_ins" >/dev/null \
     || die "building the $tag stand-in failed; rerun without --quiet to see why"
 }
 
+# A label of the image, empty when it has none.
+label() { docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+
 ensure() {
   local tag=$1 dockerfile=$2
-  have_image "$tag" && return 0
+  if have_image "$tag"; then
+    # A real image, or a stand-in built from the files as they are now: nothing to do.
+    case "$(label "$tag" org.opencontainers.image.description)" in
+      "local stand-in"*) ;;
+      *) return 0 ;;
+    esac
+    [ "$(label "$tag" flask-stack.stand-in-source)" = "$(stand_in_source)" ] && return 0
+    log "the stand-in for $tag was built from older files"
+    build_rootfs_image
+    build_stand_in "$tag" "$dockerfile"
+    return 0
+  fi
   if try_pull "$tag"; then
     log "pulled $tag"
     return 0
