@@ -99,8 +99,8 @@ def compose_file_for(task_definition, published_port, subnet):
         service = compose_service(container, volumes)
         if container["name"] == "web":
             # The one change to the task's environment: the checks below use the probes,
-            # which the task leaves off (only /healthz answers there).
-            assert service["environment"]["APP_PROBES"] == "off"
+            # which the task leaves at the image's default, off (only /healthz answers there).
+            assert "APP_PROBES" not in service["environment"]
             service["environment"]["APP_PROBES"] = "on"
         if container["name"] == owner:
             service["ports"] = [f"127.0.0.1:{published_port}:{target_port}"]

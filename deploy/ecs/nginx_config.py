@@ -9,6 +9,8 @@ SITE_TEMPLATE = NGINX_DIR / "templates" / "default.conf.template"
 # The locations every server of the site shares (the plain-HTTP one and, with TLS, HTTPS).
 ROUTES_TEMPLATE = NGINX_DIR / "templates" / "site" / "routes.conf.template"
 MAIN_CONFIG = NGINX_DIR / "nginx.conf"
+# The image's settings' defaults, one `export NAME="${NAME:-default}"` line each.
+DEFAULTS = NGINX_DIR / "defaults.envsh"
 
 # http://nginx.org/en/docs/syntax.html: a time without a unit is in seconds.
 TIME_UNITS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -50,3 +52,14 @@ def keepalive_timeout(main_config=MAIN_CONFIG):
     found = re.search(r"^\s*keepalive_timeout\s+(\S+?)\s*[;\s]", text, re.MULTILINE)
     # nginx's built-in default: http://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout
     return seconds(found.group(1)) if found else 75
+
+
+def defaults(defaults_file=DEFAULTS):
+    """{name: default} of the image's settings: what a task gets for a variable it leaves unset."""
+    text = _without_comments(Path(defaults_file).read_text(encoding="utf-8"))
+    return dict(re.findall(r'^export ([A-Z][A-Z0-9_]*)="\$\{\1:-([^}]*)\}"$', text, re.MULTILINE))
+
+
+def setting(environment, name, defaults_file=DEFAULTS):
+    """A setting as the image applies it: the task's value, or the default when unset or empty."""
+    return environment.get(name) or defaults(defaults_file)[name]

@@ -358,12 +358,7 @@ def rule_deregistration_delay_covers_longest_request(template, task_definition):
     as the longest request nginx lets run, NGINX_PROXY_READ_TIMEOUT
     (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay)."""
     nginx = _container(task_definition, "nginx")
-    raw = _environment(nginx or {}).get("NGINX_PROXY_READ_TIMEOUT")
-    if not raw:
-        return [
-            "containerDefinitions[nginx].environment.NGINX_PROXY_READ_TIMEOUT: must be set to compare with "
-            "the deregistration delay"
-        ]
+    raw = nginx_config.setting(_environment(nginx or {}), "NGINX_PROXY_READ_TIMEOUT")
     longest = nginx_config.seconds(raw)
     return [
         f"{field}: {value} is shorter than NGINX_PROXY_READ_TIMEOUT ({raw})"

@@ -1,6 +1,7 @@
 """Every own rule rejects a copy of the real deployment with one field broken, naming
 that field. A rule without a broken case below fails test_every_rule_has_a_broken_case."""
 
+import nginx_config
 import pytest
 import rules
 import validate
@@ -11,7 +12,7 @@ def container(task_definition, name):
 
 
 def environment(task_definition, name, key, value):
-    pairs = container(task_definition, name)["environment"]
+    pairs = container(task_definition, name).setdefault("environment", [])
     pairs[:] = [pair for pair in pairs if pair["name"] != key]
     if value is not None:
         pairs.append({"name": key, "value": value})
@@ -210,9 +211,13 @@ BROKEN_CASES = {
             "shorter than NGINX_PROXY_READ_TIMEOUT (1m)",
         ),
         (
-            "read timeout not set",
-            lambda t, d: environment(d, "nginx", "NGINX_PROXY_READ_TIMEOUT", None),
-            "containerDefinitions[nginx].environment.NGINX_PROXY_READ_TIMEOUT: must be set",
+            "read timeout unset: the image's default counts",
+            lambda t, d: (
+                environment(d, "nginx", "NGINX_PROXY_READ_TIMEOUT", None),
+                attribute(resource(t, "TargetGroup"), "deregistration_delay.timeout_seconds", "1"),
+            ),
+            "Resources.TargetGroup.Properties.TargetGroupAttributes[deregistration_delay.timeout_seconds]: 1 is "
+            f"shorter than NGINX_PROXY_READ_TIMEOUT ({nginx_config.defaults()['NGINX_PROXY_READ_TIMEOUT']})",
         ),
     ],
     "rule_health_check_path_served_by_nginx": [
