@@ -1,5 +1,6 @@
 """gunicorn in the web container: effective settings logged once, workers sized to usable CPUs."""
 
+import time
 import uuid
 
 import pytest
@@ -58,7 +59,8 @@ def test_workers_match_the_cpus_the_container_may_use(stack, limits):
 
 
 def test_the_first_process_is_drain_then_stop_with_gunicorn_as_its_child(stack):
-    """PID 1 gets the container's SIGTERM and drains before passing it on (stack/drain_then_stop.py)."""
+    """PID 1 gets the container's SIGTERM and drains before passing it on, and reaps the
+    orphans the app leaves (stack/drain_then_stop.py; test_drop_in_app.py counts zombies)."""
     web = stack.running("web")[0]
     first = web.exec_run(["cat", "/proc/1/cmdline"]).output.split(b"\0")
     assert first[:3] == [b"python", b"-m", b"stack.drain_then_stop"], first
@@ -67,3 +69,31 @@ def test_the_first_process_is_drain_then_stop_with_gunicorn_as_its_child(stack):
     assert len(children) == 1, children
     child = web.exec_run(["cat", f"/proc/{children[0].decode()}/cmdline"]).output.split(b"\0")
     assert any(b"gunicorn" in part for part in child[:2]) and b"stack.wsgi:application" in child, child
+
+
+def test_gunicorn_dying_mid_drain_ends_the_container_at_once_not_after_the_drain(stack):
+    """The drain is a deadline, not a sleep: with nothing left to serve, the container ends."""
+    image = stack.running("web")[0].image
+    container = stack.docker.containers.run(
+        image.id,
+        detach=True,
+        environment={"GUNICORN_DRAIN_SECONDS": "30", "GUNICORN_WORKERS": "1"},
+        name=f"flaskstack-dies-draining-{uuid.uuid4().hex[:8]}",
+    )
+    try:
+        wait_for(lambda: b"effective settings:" in container.logs(), deadline_s=60, message="gunicorn started")
+        container.kill(signal="SIGTERM")
+        wait_for(lambda: b"draining for 30s" in container.logs(), deadline_s=10, message="the drain began")
+        (master,) = container.exec_run(["cat", "/proc/1/task/1/children"]).output.split()
+        killed = time.monotonic()
+        kill = f"import os, signal; os.kill({int(master)}, signal.SIGKILL)"
+        assert container.exec_run(["python", "-c", kill]).exit_code == 0
+        status = container.wait(timeout=30)
+        ended_after = time.monotonic() - killed
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True, v=True)
+    assert status["StatusCode"] == 128 + 9, "the container ends with gunicorn's status"
+    # Generous against a noisy machine; the drain had about 30 s left.
+    assert ended_after < 5, f"the container outlived gunicorn by {ended_after:.1f}s"
+    assert "exited with status -9 during the drain" in logs
