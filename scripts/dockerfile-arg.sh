@@ -1,6 +1,6 @@
 #!/bin/sh
 # Prints the default a Dockerfile gives a build ARG, such as the base image tag:
-#   scripts/dockerfile-arg.sh services/web/Dockerfile PYTHON_IMAGE   ->  python:3.14-slim-trixie
+#   scripts/dockerfile-arg.sh services/web/Dockerfile PYTHON_IMAGE   (prints the tag it names)
 # Each base image's tag is written once, as its Dockerfile's ARG default; the scripts that
 # need the tag (build-base-images.sh, doctor.sh, lock-requirements.sh, bench/run.sh) read it here.
 set -eu
