@@ -168,7 +168,7 @@ for image in "$python_image" "$nginx_image"; do
     ok "base image $image is not here yet, and its registry answers: make up pulls it"
   else
     fail "base image $image is neither present nor pullable (no registry reachable?)" \
-      "docker pull $image once you are online, or build local ones: scripts/docker-host/build-base-images.sh"
+      "docker pull $image once you are online, or build local stand-ins for it (CI's, from Debian packages): scripts/docker-host/build-base-images.sh"
   fi
 done
 
