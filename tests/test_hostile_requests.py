@@ -208,6 +208,31 @@ def test_an_http_0_9_request_is_refused_and_never_reaches_gunicorn(stack):
     assert marker not in web_logs(stack)
 
 
+# What nginx refuses itself (snippets/refuse-unforwardable.conf) is refused by each server
+# before it chooses a location, so the pages and the static files are covered as the API is
+# (whose refusals the tests above and test_hostile_paths/_protocol check). Unrefused, a page
+# request reaches gunicorn, and a static one gets the static location's 404 or 405.
+REFUSED_IN_EVERY_LOCATION = [
+    ("http-0.9", b"GET %s\r\n", None),
+    ("raw-non-ascii", b"GET %s\xc3\xbc HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 400),
+    ("two-letter-method", b"GO %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 501),
+]
+
+
+@pytest.mark.parametrize("location", [b"/", b"/static/"], ids=["page", "static"])
+@pytest.mark.parametrize("request_line", REFUSED_IN_EVERY_LOCATION, ids=lambda case: case[0])
+def test_every_location_refuses_what_gunicorn_cannot_take_with_nginxs_own_page(stack, location, request_line):
+    _, template, status = request_line
+    marker = new_request_id()
+    (response,) = parse_responses(exchange(stack.port, template % (location + marker.encode())))
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    expected = f"{status or 400} {'Not Implemented' if status == 501 else 'Bad Request'}"
+    assert f"<title>{expected}</title>" in response.text and "<center>nginx</center>" in response.text
+    if status is not None:
+        assert_security_headers(response)
+    assert marker not in web_logs(stack)
+
+
 # ---------------------------------------------------------------------------------------
 # 4. Smuggling: a second request hidden in a body must never reach gunicorn as a request.
 
