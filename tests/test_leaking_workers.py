@@ -8,10 +8,12 @@ each worker; with the count pinned, both prove the same thing on any host."""
 
 import re
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 
-from composed import composed_stack, effective_settings, wait_for
+from composed import composed_stack, effective_settings, log_entries, wait_for
 from load import LoadLoop
 
 WORKERS = 2
@@ -187,24 +189,88 @@ def counted_stack():
         yield composed
 
 
+@dataclass
+class Recycle:
+    """A worker recycled for its request count, as the stack logged it."""
+
+    share: int  # the share it drew at boot (GUNICORN_MAX_REQUESTS plus its jitter)
+    served: int  # the requests it had served when it was told to stop
+    at: datetime  # when it was told to stop
+
+
+SHARE = re.compile(r"worker (\d+) recycles after (\d+) requests")
 RECYCLED = re.compile(r"worker (\d+) served (\d+) requests \(GUNICORN_MAX_REQUESTS\)")
+
+
+def recycles_logged(entries):
+    """The stack's recycling log read: (each worker's share, by pid; each recycle, by pid).
+    The one place that knows the lines of stack/recycling.py. Its recycle line is written in
+    gunicorn's post_request hook, after the access line of the request that made the count
+    (nothing yields between the two), so a recycled worker's access lines up to `at` are the
+    requests it counted. (Were gunicorn's own max_requests to recycle instead, the line to
+    read is "Autorestarting worker after current request.", written before the access line
+    of the request that made its count, with no count or share in it: served would be the
+    worker's access lines up to `at` plus that one.)"""
+    shares, recycles = {}, {}
+    for entry in entries:
+        message = entry.get("message", "")
+        if match := SHARE.search(message):
+            shares[int(match[1])] = int(match[2])
+        if match := RECYCLED.search(message):
+            pid, served = int(match[1]), int(match[2])
+            recycles[pid] = Recycle(shares.get(pid), served, logged_at(entry))
+    return shares, recycles
+
+
+def logged_at(entry):
+    return datetime.fromisoformat(entry["time"])
 
 
 def test_workers_recycle_after_their_jittered_share_of_requests(counted_stack):
     # Paced, so that each lifetime takes a second or more: recycling, not the load, sets the pace.
     with LoadLoop(counted_stack.base_url, ["/api/whoami"], clients=2, pause_s=PAUSE_S, max_seconds=150) as load:
         wait_for(
-            lambda: len(RECYCLED.findall(counted_stack.logs("web"))) >= RECYCLES,
+            lambda: len(recycles_logged(log_entries(counted_stack.logs("web")))[1]) >= RECYCLES,
             deadline_s=120,
             interval_s=1,
             message=f"{RECYCLES} recycles by request count",
         )
-    logs = counted_stack.logs("web")
-    shares = {int(pid): int(share) for pid, share in re.findall(r"worker (\d+) recycles after (\d+) requests", logs)}
-    served = {int(pid): int(count) for pid, count in RECYCLED.findall(logs)}
+    # What each worker answered the test's clients, by the pid in its answer.
+    answered = {}
+    for outcome in load.outcomes:
+        if outcome.status == 200:
+            answered.setdefault(outcome.body["pid"], set()).add(outcome.request_id)
+
+    def access_lines():
+        entries = log_entries(counted_stack.logs("web"))
+        return entries, [e for e in entries if e.get("logger") == "gunicorn.access"]
+
+    def every_answer_logged():
+        # gunicorn writes the access line just after the answer is sent.
+        entries, access = access_lines()
+        logged = {e["request_id"] for e in access}
+        return (entries, access) if all(ids <= logged for ids in answered.values()) else None
+
+    entries, access = wait_for(every_answer_logged, deadline_s=15, message="every answer in web's access log")
+    shares, recycles = recycles_logged(entries)
+    served = {pid: recycle.served for pid, recycle in recycles.items()}
+    # Each recycled worker's access lines: the requests it answered, by whom they were sent.
+    answered_by = {}
+    for pid, recycle in recycles.items():
+        mine = [e for e in access if e["pid"] == pid]
+        clients = {e["request_id"] for e in mine if e["request_id"].startswith(load.request_id_prefix)}
+        others = [e["request"] for e in mine if e["request_id"] not in clients]
+        counted = [e for e in mine if logged_at(e) <= recycle.at]
+        answered_by[pid] = (clients, others, counted)
     load.report(
         f"workers recycled by request count ({MAX_REQUESTS} + up to {JITTER} jitter): "
-        f"{len(served)} recycles, shares {sorted(shares.values())}"
+        f"{len(served)} recycles, shares {sorted(shares.values())}; served at recycle = clients' + health "
+        "checks: "
+        + ", ".join(
+            f"{served[pid]} = {sum(e['request_id'] in clients for e in counted)} + "
+            f"{sum(e['request_id'] not in clients for e in counted)}"
+            for pid, (clients, _, counted) in answered_by.items()
+        )
     )
 
     assert not load.failures, load.describe_failures()
@@ -218,3 +284,19 @@ def test_workers_recycle_after_their_jittered_share_of_requests(counted_stack):
     for pid, count in served.items():
         assert count >= shares[pid], (pid, count, shares[pid])
     assert len({o.body.get("pid") for o in load.outcomes}) > WORKERS, "recycled workers come back as new processes"
+
+    # The log against the clients' own count. Besides the clients, web is sent only health
+    # checks: Docker's own of web (on the loopback), nginx's through nginx, and the fixture's
+    # first request; all GET /healthz. A recycled worker logged every answer the clients got
+    # from it and no other of theirs, and the requests it counted are the clients' and the
+    # health checks it answered up to its recycle line; what it took in after (it accepts
+    # until it next looks at its stop flag) it did not count.
+    for pid, recycle in recycles.items():
+        clients, others, counted = answered_by[pid]
+        assert clients == answered.get(pid, set()), (pid, len(clients), len(answered.get(pid, ())))
+        assert all(request.split()[:2] == ["GET", "/healthz"] for request in others), (pid, others)
+        assert len(counted) == recycle.served, (
+            f"worker {pid} logged {recycle.served} requests served at its recycle, and had answered "
+            f"{len(counted)} by then ({sum(e['request_id'] in clients for e in counted)} of the clients', "
+            f"the rest health checks); {len(clients)} of the clients' in all"
+        )
