@@ -91,8 +91,8 @@ def report(signum, _frame):
         for _ in range(3):
             subprocess.run(["sh", "-c", "sleep 1 & exit 0"], check=True)
         os.write(1, b"orphaned\\n")
-for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTTIN, signal.SIGUSR1, signal.SIGUSR2):
-    signal.signal(signum, report)
+for name in ("SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT", "SIGTTIN", "SIGUSR1", "SIGUSR2"):
+    signal.signal(getattr(signal, name), report)
 print("ready", os.getpid(), flush=True)
 while True:
     time.sleep(0.05)
