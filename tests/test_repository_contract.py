@@ -378,3 +378,9 @@ def test_every_guarantee_in_the_readme_names_a_test_that_exists():
             assert re.search(rf"^def {re.escape(name)}\(", files[0].read_text(), flags=re.MULTILINE), (
                 f"{when}: {reference} is not a test"
             )
+
+
+def test_the_readme_stays_short_enough_to_read_first():
+    """Detail belongs in docs/; the README is what a team reads before copying the stack."""
+    size = len((ROOT / "README.md").read_bytes())
+    assert size <= 12 * 1024, f"README.md is {size} bytes: move detail to docs/"
