@@ -18,7 +18,8 @@ from pushed_images import PINNED
 
 # The web image's own reader of its environment, so the defaults are the ones it applies.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "web"))
-from stack.gunicorn_settings import lifecycle_settings_from_env, settings_from_env
+from stack.gunicorn_settings import settings_from_env
+from stack.settings import settings_from_env as stack_settings_from_env
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -229,7 +230,7 @@ def rule_nginx_waits_for_healthy_web(template, task_definition):
 
 def _web_settings(environment):
     """What the web image makes of this environment: gunicorn's settings and the drain's."""
-    return settings_from_env(environment, cpus=1), lifecycle_settings_from_env(environment)
+    return settings_from_env(environment, cpus=1), stack_settings_from_env(environment)
 
 
 def rule_web_stop_timeout_covers_gunicorn_shutdown(template, task_definition):
@@ -239,8 +240,8 @@ def rule_web_stop_timeout_covers_gunicorn_shutdown(template, task_definition):
     if web is None:
         return ["containerDefinitions[web]: missing"]
     environment = _environment(web)
-    gunicorn, lifecycle = _web_settings(environment)
-    shutdown = lifecycle["drain_seconds"] + gunicorn["graceful_timeout"]
+    gunicorn, stack = _web_settings(environment)
+    shutdown = stack["DRAIN_SECONDS"] + gunicorn["graceful_timeout"]
     stop_timeout = web.get("stopTimeout", FARGATE_DEFAULT_STOP_TIMEOUT)
     if stop_timeout <= shutdown:
         return [

@@ -11,12 +11,43 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from stack import metrics_files
 from stack.connection_turns import take_turns
-from stack.gunicorn_settings import describe, effective, lifecycle_settings_from_env, settings_from_env
+from stack.gunicorn_settings import describe, effective, settings_from_env
 from stack.recycle_turns import RecycleTurn
 from stack.recycling import Recycler
+from stack.settings import hook_settings
 from stack.settings import settings_from_env as stack_settings_from_env
 
+# gunicorn's settings, each named as gunicorn's documentation names it.
+gunicorn = settings_from_env(os.environ)
+bind = gunicorn["bind"]
+worker_class = gunicorn["worker_class"]
+workers = gunicorn["workers"]
+threads = gunicorn["threads"]
+worker_connections = gunicorn["worker_connections"]
+timeout = gunicorn["timeout"]
+graceful_timeout = gunicorn["graceful_timeout"]
+keepalive = gunicorn["keepalive"]
+max_requests = gunicorn["max_requests"]
+worker_tmp_dir = gunicorn["worker_tmp_dir"]
+limit_request_line = gunicorn["limit_request_line"]
+limit_request_field_size = gunicorn["limit_request_field_size"]
+limit_request_fields = gunicorn["limit_request_fields"]
+forwarded_allow_ips = gunicorn["forwarded_allow_ips"]
+preload_app = gunicorn["preload_app"]
+control_socket_disable = gunicorn["control_socket_disable"]
+loglevel = gunicorn["loglevel"]
+accesslog = gunicorn["accesslog"]
+errorlog = gunicorn["errorlog"]
+logger_class = gunicorn["logger_class"]
+access_log_format = gunicorn["access_log_format"]
+reload = gunicorn["reload"]
+if reload:
+    reload_engine = gunicorn["reload_engine"]
+    reload_extra_files = gunicorn["reload_extra_files"]
+
+# The stack's own settings: its hooks' below, and the metrics'.
 stack_settings = stack_settings_from_env(os.environ)
+hooks = hook_settings(stack_settings)
 # APP_METRICS=off: no exporter, no metrics files, nothing counted.
 # Also off without prometheus_client's multiprocess folder, which the image sets: gunicorn run
 # by hand elsewhere. The folder is emptied here, in the master at start, before
@@ -31,16 +62,13 @@ if metrics_port:
 # The exporter process, started once the master is ready (when_ready).
 exporter = None
 
-settings = settings_from_env(os.environ)
-globals().update(settings)
-lifecycle = lifecycle_settings_from_env(os.environ)
 recycler = Recycler(
-    max_requests=lifecycle["max_requests"],
-    jitter=lifecycle["max_requests_jitter"],
-    ceiling_bytes=lifecycle["max_worker_memory_mb"] * 2**20,
+    max_requests=stack_settings["MAX_REQUESTS"],
+    jitter=stack_settings["MAX_REQUESTS_JITTER"],
+    ceiling_bytes=stack_settings["MAX_WORKER_MEMORY_MB"] * 2**20,
     # Made before the workers fork, so they all share whose turn it is to recycle. A worker
     # still recycling after its graceful timeout (and 10 s) no longer holds up the others.
-    turn=RecycleTurn(stale_after_s=settings["graceful_timeout"] + 10, directory=settings["worker_tmp_dir"]),
+    turn=RecycleTurn(stale_after_s=graceful_timeout + 10, directory=worker_tmp_dir),
 )
 # Set in each worker by post_worker_init: what post_request calls (connection_turns.py).
 take_turn = None
@@ -51,7 +79,7 @@ def on_starting(server):
     # /api/settings what gunicorn actually holds (probes/contract.py).
     os.environ["SERVER_WORKER_CLASS"] = server.cfg.worker_class_str
     os.environ["SERVER_SETTINGS"] = json.dumps(effective(server.cfg))
-    server.log.info(describe(server.cfg, lifecycle))
+    server.log.info(describe(server.cfg, hooks))
 
 
 def when_ready(server):
@@ -76,7 +104,7 @@ def child_exit(server, worker):
 def post_worker_init(worker):
     global take_turn
     recycler.start(worker.log, worker.pid)
-    take_turn = take_turns(worker.cfg.worker_class_str)
+    take_turn = take_turns(worker.cfg.worker_class_str, stack_settings["CONNECTION_TURNS"])
 
 
 def post_request(worker, req, environ, resp):

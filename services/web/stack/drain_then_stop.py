@@ -28,7 +28,7 @@ import time
 
 from . import env, json_logs
 from .drain import DrainFlag, flag_path
-from .gunicorn_settings import lifecycle_settings_from_env
+from .settings import settings_from_env
 
 PASSED_ON = frozenset({
     signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
@@ -81,7 +81,7 @@ def main(command, environ=os.environ):
     if not command:
         raise SystemExit("usage: python -m stack.drain_then_stop COMMAND [ARGUMENTS...]")
     log = make_logger(environ).info
-    drain_seconds = lifecycle_settings_from_env(environ)["drain_seconds"]
+    drain_seconds = settings_from_env(environ)["DRAIN_SECONDS"]
     flag = DrainFlag(flag_path(environ))
     # Blocked first, so each signal waits for the loop below; a SIGTERM that came before
     # the server starts is found pending and stops this process without starting it.

@@ -1,15 +1,12 @@
 """gunicorn settings computed from environment variables (imported by gunicorn.conf.py).
 
 Kept apart from gunicorn.conf.py so the logic can be unit tested without starting gunicorn.
-Every value is one of gunicorn's documented settings, or a setting of the stack's own hooks
-(lifecycle_settings_from_env).
+Every value is one of gunicorn's documented settings; the stack's own hooks' settings are in
+settings.py.
 """
 
-import math
-import os
-from pathlib import Path
-
 from . import env
+from .cpus import usable_cpu_count
 
 WORKER_CLASSES = ("sync", "gthread", "gevent")
 LOG_FORMATS = ("json", "text")
@@ -30,38 +27,6 @@ LOGGED_SETTINGS = (
     "preload_app",
     "reload",
 )
-
-
-def usable_cpu_count(cgroup_root="/sys/fs/cgroup", affinity=None):
-    """CPUs this process may really use: its affinity mask capped by any cgroup CPU quota.
-
-    os.cpu_count() reports the host's CPUs even when the container is limited to fewer
-    (docker run --cpus, ECS task cpu), which would start too many workers.
-    """
-    if affinity is None:
-        affinity = len(os.sched_getaffinity(0))
-    quota = cgroup_cpu_quota(Path(cgroup_root))
-    if quota is not None:
-        return max(1, min(affinity, math.ceil(quota)))
-    return max(1, affinity)
-
-
-def cgroup_cpu_quota(root):
-    """The CPU quota in CPUs (e.g. 1.5), or None when unlimited or unknown."""
-    v2 = root / "cpu.max"
-    if v2.is_file():
-        quota, _, period = v2.read_text().strip().partition(" ")
-        if quota == "max":
-            return None
-        return int(quota) / int(period or 100000)
-    v1_quota = root / "cpu" / "cpu.cfs_quota_us"
-    v1_period = root / "cpu" / "cpu.cfs_period_us"
-    if v1_quota.is_file() and v1_period.is_file():
-        quota = int(v1_quota.read_text())
-        if quota <= 0:
-            return None
-        return quota / int(v1_period.read_text())
-    return None
 
 
 def default_workers(worker_class, cpus):
@@ -110,7 +75,7 @@ def settings_from_env(environ, cpus=None):
         # and never sends a request on a connection gunicorn is closing.
         "keepalive": env.whole(environ, "GUNICORN_KEEPALIVE", 75, minimum=1),
         # Off in gunicorn itself: the stack's post_request hook recycles workers for their
-        # request count instead, one at a time (recycling.py, lifecycle_settings_from_env).
+        # request count instead, one at a time (recycling.py, settings.py's MAX_REQUESTS).
         "max_requests": 0,
         "worker_tmp_dir": worker_tmp_dir(environ),
         # nginx refuses what is too large (large_client_header_buffers 4 8k: a request line or
@@ -177,35 +142,19 @@ def worker_tmp_dir(environ):
     return env.text(environ, "GUNICORN_WORKER_TMP_DIR", DEFAULT_WORKER_TMP_DIR)
 
 
-def lifecycle_settings_from_env(environ):
-    """Settings of the stack's own hooks: how long to drain (drain_then_stop.py), and when a
-    worker is recycled (recycling.py)."""
-    return {
-        # Long enough for nginx to see this replica's 503 and stop choosing it.
-        "drain_seconds": env.whole(environ, "GUNICORN_DRAIN_SECONDS", 3),
-        # Recycle workers now and then so slow leaks of anything but memory (which has its
-        # own ceiling) cannot grow forever; each worker's share is drawn between the two, so
-        # that they come due at different times. Rare, because a recycle costs throughput
-        # (bench/README.md, "Tunings"). 0 = never.
-        "max_requests": env.whole(environ, "GUNICORN_MAX_REQUESTS", 100_000),
-        "max_requests_jitter": env.whole(environ, "GUNICORN_MAX_REQUESTS_JITTER", 10_000),
-        # Resident memory a worker may hold before it is recycled; 0 = no ceiling.
-        "max_worker_memory_mb": env.whole(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", 256),
-    }
-
-
-def effective(cfg, lifecycle=None):
+def effective(cfg, hooks=None):
     """The effective value of each setting that shapes capacity, as gunicorn holds it, then
-    the stack's own hooks' settings: logged at start, and reported by /api/settings."""
+    the stack's own hooks' settings (settings.hook_settings): logged at start, and reported
+    by /api/settings."""
 
     def shown(value):
         return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
     pairs = {name: shown(cfg.settings[name].get()) for name in LOGGED_SETTINGS}
-    return {**pairs, **(lifecycle or {})}
+    return {**pairs, **(hooks or {})}
 
 
-def describe(cfg, lifecycle=None):
+def describe(cfg, hooks=None):
     """One log line with the effective value of each setting that shapes capacity."""
-    pairs = effective(cfg, lifecycle).items()
+    pairs = effective(cfg, hooks).items()
     return "effective settings: " + " ".join(f"{name}={value}" for name, value in pairs)

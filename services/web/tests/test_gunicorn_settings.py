@@ -1,5 +1,6 @@
 """Unit tests of the gunicorn settings logic and of gunicorn.conf.py as gunicorn reads it."""
 
+import ast
 import os
 import re
 import subprocess
@@ -10,14 +11,14 @@ import pytest
 from gunicorn.config import Config
 
 from stack import json_logs
+from stack.connection_turns import take_turns
+from stack.cpus import cgroup_cpu_quota, usable_cpu_count
 from stack.gunicorn_settings import (
-    cgroup_cpu_quota,
     default_workers,
     describe,
-    lifecycle_settings_from_env,
     settings_from_env,
-    usable_cpu_count,
 )
+from stack.settings import settings_from_env as stack_settings_from_env
 
 WEB_DIR = Path(__file__).resolve().parents[1]
 
@@ -80,8 +81,8 @@ def test_production_defaults():
     assert settings["graceful_timeout"] < 35  # compose's stop_grace_period
     # gunicorn's own recycling is off: the stack's hook recycles in turns (test_recycling.py).
     assert settings["max_requests"] == 0
-    lifecycle = lifecycle_settings_from_env({})
-    assert lifecycle["max_requests"] > 0 and 0 < lifecycle["max_requests_jitter"] < lifecycle["max_requests"]
+    stack = stack_settings_from_env({})
+    assert stack["MAX_REQUESTS"] > 0 and 0 < stack["MAX_REQUESTS_JITTER"] < stack["MAX_REQUESTS"]
     assert settings["accesslog"] is None
     # JSON lines by default, through gunicorn's logger_class, never logconfig_dict: with one,
     # gunicorn would build an access record per request with the access log off.
@@ -225,3 +226,39 @@ def test_reload_polls_and_watches_every_file_of_the_app():
 def test_reload_with_preload_is_refused():
     with pytest.raises(ValueError, match="GUNICORN_RELOAD cannot be used with GUNICORN_PRELOAD"):
         settings_from_env({"GUNICORN_RELOAD": "on", "GUNICORN_PRELOAD": "on", "GUNICORN_WORKER_CLASS": "sync"}, cpus=1)
+
+
+def assigned_names(path):
+    """The names a config file assigns at its top level (inside an `if` too), as gunicorn
+    reads a config file: each is a setting when it is one of gunicorn's."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+    return names
+
+
+CONFIG_VARIANTS = [{}, {"GUNICORN_RELOAD": "on"}, {"GUNICORN_LOG_FORMAT": "text"}, {"GUNICORN_WORKER_CLASS": "sync"}]
+
+
+@pytest.mark.parametrize("environ", CONFIG_VARIANTS, ids=["defaults", "reload", "text-logs", "sync"])
+def test_the_config_file_names_each_setting_it_sets(environ):
+    """gunicorn.conf.py writes each of gunicorn's settings as an assignment, as gunicorn's own
+    example config does: none computed is left unset, and none is set that the settings
+    module does not compute (where its default, reason and test live)."""
+    assigned = assigned_names(WEB_DIR / "gunicorn.conf.py")
+    computed = set(settings_from_env(environ, cpus=1))
+    assert computed <= assigned, f"computed but not set: {sorted(computed - assigned)}"
+    ever_computed = set().union(*(settings_from_env(variant, cpus=1) for variant in CONFIG_VARIANTS))
+    hooks = {"on_starting", "when_ready", "on_exit", "child_exit", "post_worker_init", "post_request"}
+    stray = (assigned & set(Config().settings)) - ever_computed - hooks
+    assert not stray, f"gunicorn settings set outside gunicorn_settings.py: {sorted(stray)}"
+
+
+def test_connection_turns_are_a_setting_of_gevent_workers():
+    assert take_turns("gthread", switched_on=True)() is None
+    assert take_turns("gevent", switched_on=False)() is None
+    assert take_turns("gevent", switched_on=True).__module__.startswith("gevent")

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from stack.gunicorn_settings import lifecycle_settings_from_env
 from stack.recycle_turns import RecycleTurn
 from stack.recycling import Recycler, ResidentMemory
+from stack.settings import hook_settings, settings_from_env
 
 log = logging.getLogger("test.worker")
 MiB = 2**20
@@ -110,17 +110,21 @@ def test_workers_forked_from_one_master_share_the_turn():
     assert turn.take(os.getpid())
 
 
-def test_lifecycle_defaults_and_overrides():
-    assert lifecycle_settings_from_env({}) == {
+def test_the_hooks_settings_defaults_and_overrides():
+    assert hook_settings(settings_from_env({})) == {
         "drain_seconds": 3, "max_requests": 100_000, "max_requests_jitter": 10_000, "max_worker_memory_mb": 256,
+        "connection_turns": True,
     }  # fmt: skip
-    overridden = lifecycle_settings_from_env({
+    overridden = hook_settings(settings_from_env({
         "GUNICORN_DRAIN_SECONDS": "0", "GUNICORN_MAX_WORKER_MEMORY_MB": "64",
-        "GUNICORN_MAX_REQUESTS": "0", "GUNICORN_MAX_REQUESTS_JITTER": "5",
-    })  # fmt: skip
-    assert overridden == {"drain_seconds": 0, "max_requests": 0, "max_requests_jitter": 5, "max_worker_memory_mb": 64}
+        "GUNICORN_MAX_REQUESTS": "0", "GUNICORN_MAX_REQUESTS_JITTER": "5", "GUNICORN_CONNECTION_TURNS": "off",
+    }))  # fmt: skip
+    assert overridden == {
+        "drain_seconds": 0, "max_requests": 0, "max_requests_jitter": 5, "max_worker_memory_mb": 64,
+        "connection_turns": False,
+    }  # fmt: skip
     with pytest.raises(ValueError, match="GUNICORN_MAX_WORKER_MEMORY_MB"):
-        lifecycle_settings_from_env({"GUNICORN_MAX_WORKER_MEMORY_MB": "lots"})
+        settings_from_env({"GUNICORN_MAX_WORKER_MEMORY_MB": "lots"})
 
 
 resident_memory_bytes = ResidentMemory()

@@ -12,7 +12,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..gunicorn_settings import lifecycle_settings_from_env
+from ..settings import hook_settings
 from .answers import bounded_int, request_id, served_by
 
 blueprint = Blueprint("probes", __name__)
@@ -38,7 +38,7 @@ def settings():
     them in SERVER_SETTINGS at start (empty under another server), and the stack's own: its
     limits, and its hooks' drain and recycling settings."""
     config = current_app.config
-    hooks = lifecycle_settings_from_env(os.environ)
+    hooks = hook_settings(config)
     return jsonify(
         hostname=socket.gethostname(),
         version=config["APP_VERSION"],
