@@ -26,8 +26,9 @@ import signal
 import sys
 import time
 
-from . import env, json_logs
+from . import json_logs
 from .drain import DrainFlag, flag_path
+from .gunicorn_settings import log_format_from_env
 from .settings import settings_from_env
 
 PASSED_ON = frozenset({
@@ -45,7 +46,7 @@ PR_SET_CHILD_SUBREAPER = 36
 def make_logger(environ):
     """Lines in gunicorn's format (GUNICORN_LOG_FORMAT): JSON, or text."""
     handler = logging.StreamHandler(sys.stderr)
-    if env.text(environ, "GUNICORN_LOG_FORMAT", "json") == "json":
+    if log_format_from_env(environ) == "json":
         handler.setFormatter(json_logs.formatter())
     else:
         handler.setFormatter(logging.Formatter("[drain_then_stop] %(message)s"))

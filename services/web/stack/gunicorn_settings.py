@@ -58,9 +58,7 @@ def settings_from_env(environ, cpus=None):
         raise ValueError("GUNICORN_RELOAD cannot be used with GUNICORN_PRELOAD")
     if cpus is None:
         cpus = usable_cpu_count()
-    log_format = env.text(environ, "GUNICORN_LOG_FORMAT", "json")
-    if log_format not in LOG_FORMATS:
-        raise ValueError(f"GUNICORN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    log_format = log_format_from_env(environ)
     return {
         "bind": f"0.0.0.0:{env.whole(environ, 'GUNICORN_PORT', 8000, minimum=1)}",
         "worker_class": worker_class,
@@ -118,6 +116,14 @@ def reload_settings(reload):
         # and files created after the start. Relative to the folder gunicorn runs in.
         "reload_extra_files": ["app/**/*"],
     }
+
+
+def log_format_from_env(environ):
+    """GUNICORN_LOG_FORMAT, for gunicorn's loggers and the first process's alike."""
+    log_format = env.text(environ, "GUNICORN_LOG_FORMAT", "json")
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"GUNICORN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    return log_format
 
 
 def log_format_settings(log_format):
