@@ -71,7 +71,7 @@ SWARM_STACK_NAME ?= flask-stack
 swarm-deploy: ## Deploy (or scale: WEB_REPLICAS=N) the stack on a swarm, with the digests make push wrote
 	SWARM_STACK_NAME="$(SWARM_STACK_NAME)" deploy/swarm/deploy.sh
 
-swarm-update: ## Roll out the digests make push wrote last: one web task at a time, start-first, self-rolling-back
+swarm-update: ## Roll out the digests make push wrote last: one web task at a time, start-first, self-rolling-back (then failing)
 	SWARM_STACK_NAME="$(SWARM_STACK_NAME)" deploy/swarm/deploy.sh
 
 swarm-rollback: ## Put web's previous image back (one task at a time, start-first)

@@ -187,13 +187,17 @@ def test_an_update_whose_health_check_fails_rolls_itself_back(deployment):
     def update():
         return deployment.make("swarm-update", check=False, PUSHED_WEB_IMAGE=broken)
 
-    run_under_load(deployment, "update to an image failing its health check, rolled back", update)
-    wait_for(
-        lambda: deployment.update_state() == "rollback_completed",
-        180,
-        interval_s=2,
-        message="Swarm rolling the failed update back",
+    result = run_under_load(deployment, "update to an image failing its health check, rolled back", update)
+    # The release did not go out: a script or CI job running make swarm-update must see so.
+    assert result.returncode != 0, (
+        f"make swarm-update exited {result.returncode} after Swarm rolled the update back:\n"
+        f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     )
+    # Saying so, and which tasks of which image failed, once the rollback has ended (docker
+    # stack deploy can return while Swarm is still rolling back).
+    assert f"Swarm rolled {WEB_SERVICE} back" in result.stderr, result.stderr[-2000:]
+    assert broken in result.stderr, result.stderr[-2000:]
+    assert deployment.update_state() == "rollback_completed"
     assert deployment.web_image() == before
     assert deployment.versions_answering() == versions_before
 
