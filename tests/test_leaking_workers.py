@@ -170,8 +170,8 @@ def test_leaking_workers_are_recycled_and_memory_stays_bounded(leaky_stack):
 
 MAX_REQUESTS = 40
 JITTER = 40
-# Several lifetimes of each worker. Workers recycle one at a time and a gevent worker takes
-# a few seconds to be replaced (see services/web/stack/recycle_turns.py), so the load goes on until then.
+# Several lifetimes of each worker. A gevent worker takes a second or more to be replaced
+# (docs/configuration.md, "Recycling"), so the load goes on until then.
 RECYCLES = 3 * WORKERS
 
 
@@ -204,13 +204,11 @@ RECYCLED = re.compile(r"worker (\d+) served (\d+) requests \(GUNICORN_MAX_REQUES
 
 def recycles_logged(entries):
     """The stack's recycling log read: (each worker's share, by pid; each recycle, by pid).
-    The one place that knows the lines of stack/recycling.py. Its recycle line is written in
-    gunicorn's post_request hook, after the access line of the request that made the count
-    (nothing yields between the two), so a recycled worker's access lines up to `at` are the
-    requests it counted. (Were gunicorn's own max_requests to recycle instead, the line to
-    read is "Autorestarting worker after current request.", written before the access line
-    of the request that made its count, with no count or share in it: served would be the
-    worker's access lines up to `at` plus that one.)"""
+    The one place that knows the lines of stack/recycling.py: the share gunicorn drew, logged
+    when the worker starts, and the recycle, logged in gunicorn's post_request hook by the
+    first request to finish with the share served, after that request's access line
+    (nothing yields between the two), so a recycled worker's access lines up to `at` are
+    the requests it counted."""
     shares, recycles = {}, {}
     for entry in entries:
         message = entry.get("message", "")
@@ -280,7 +278,7 @@ def test_workers_recycle_after_their_jittered_share_of_requests(counted_stack):
     # draws differ: workers that started together do not recycle together.
     assert all(MAX_REQUESTS <= share <= MAX_REQUESTS + JITTER for share in shares.values()), shares
     assert len(set(shares.values())) >= 3, f"no jitter in the shares drawn: {shares}"
-    # A worker recycles only once it has served its share (its turn may keep it longer).
+    # A worker recycles only once it has served its share.
     for pid, count in served.items():
         assert count >= shares[pid], (pid, count, shares[pid])
     assert len({o.body.get("pid") for o in load.outcomes}) > WORKERS, "recycled workers come back as new processes"

@@ -12,7 +12,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stack import metrics_files
 from stack.connection_turns import take_turns
 from stack.gunicorn_settings import describe, effective, settings_from_env
-from stack.recycle_turns import RecycleTurn
 from stack.recycling import Recycler
 from stack.settings import hook_settings
 from stack.settings import settings_from_env as stack_settings_from_env
@@ -28,6 +27,7 @@ timeout = gunicorn["timeout"]
 graceful_timeout = gunicorn["graceful_timeout"]
 keepalive = gunicorn["keepalive"]
 max_requests = gunicorn["max_requests"]
+max_requests_jitter = gunicorn["max_requests_jitter"]
 worker_tmp_dir = gunicorn["worker_tmp_dir"]
 limit_request_line = gunicorn["limit_request_line"]
 limit_request_field_size = gunicorn["limit_request_field_size"]
@@ -62,14 +62,7 @@ if metrics_port:
 # The exporter process, started once the master is ready (when_ready).
 exporter = None
 
-recycler = Recycler(
-    max_requests=stack_settings["MAX_REQUESTS"],
-    jitter=stack_settings["MAX_REQUESTS_JITTER"],
-    ceiling_bytes=stack_settings["MAX_WORKER_MEMORY_MB"] * 2**20,
-    # Made before the workers fork, so they all share whose turn it is to recycle. A worker
-    # still recycling after its graceful timeout (and 10 s) no longer holds up the others.
-    turn=RecycleTurn(stale_after_s=graceful_timeout + 10, directory=worker_tmp_dir),
-)
+recycler = Recycler(ceiling_bytes=stack_settings["MAX_WORKER_MEMORY_MB"] * 2**20)
 # Set in each worker by post_worker_init: what post_request calls (connection_turns.py).
 take_turn = None
 
@@ -103,13 +96,14 @@ def child_exit(server, worker):
 
 def post_worker_init(worker):
     global take_turn
-    recycler.start(worker.log, worker.pid)
+    recycler.start(worker.log, worker)
     take_turn = take_turns(worker.cfg.worker_class_str, stack_settings["CONNECTION_TURNS"])
 
 
 def post_request(worker, req, environ, resp):
-    if worker.alive and recycler.due(worker.log, worker.pid):
-        worker.alive = False
+    reason = recycler.due(worker.log, worker)
+    if reason:
+        worker.alive = False  # gunicorn's own way to stop a worker after its requests in flight
         if metrics_port:
-            metrics.WORKER_RECYCLES.labels(recycler.reason).inc()
+            metrics.WORKER_RECYCLES.labels(reason).inc()
     take_turn()

@@ -6,8 +6,8 @@ builds, and the app imports nothing from it.
   Flask hooks the stack adds;
 - probes/: /healthz, and the test contract's endpoints (contract.py, faults.py, outbound.py);
 - drain_then_stop.py: the container's first process, which drains before gunicorn stops;
-- gunicorn_settings.py (with cpus.py), recycling.py, recycle_turns.py, connection_turns.py:
+- gunicorn_settings.py (with cpus.py), recycling.py, connection_turns.py:
   gunicorn's settings, and what gunicorn.conf.py calls from gunicorn's documented hooks;
 - env.py, settings.py: the one reader of the environment knobs, and the stack's own
-  settings (the wrapper's, the probes', and its hooks': drain, recycling, turns).
+  settings (the wrapper's, the probes', and its hooks': drain, memory ceiling, turns).
 """

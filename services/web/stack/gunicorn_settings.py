@@ -21,6 +21,8 @@ LOGGED_SETTINGS = (
     "timeout",
     "graceful_timeout",
     "keepalive",
+    "max_requests",
+    "max_requests_jitter",
     "worker_tmp_dir",
     "accesslog",
     "forwarded_allow_ips",
@@ -72,9 +74,12 @@ def settings_from_env(environ, cpus=None):
         # Longer than nginx's upstream keepalive_timeout, so nginx always closes first
         # and never sends a request on a connection gunicorn is closing.
         "keepalive": env.whole(environ, "GUNICORN_KEEPALIVE", 75, minimum=1),
-        # Off in gunicorn itself: the stack's post_request hook recycles workers for their
-        # request count instead, one at a time (recycling.py, settings.py's MAX_REQUESTS).
-        "max_requests": 0,
+        # Recycle workers now and then so slow leaks of anything but memory (which has its
+        # own ceiling, recycling.py) cannot grow forever; each worker's share is drawn
+        # between the two, so that they come due at different times. Rare, because a
+        # recycle costs throughput (bench/README.md, "Tunings"). 0 = never.
+        "max_requests": env.whole(environ, "GUNICORN_MAX_REQUESTS", 100_000),
+        "max_requests_jitter": env.whole(environ, "GUNICORN_MAX_REQUESTS_JITTER", 10_000),
         "worker_tmp_dir": worker_tmp_dir(environ),
         # nginx refuses what is too large (large_client_header_buffers 4 8k: a request line or
         # header line up to 8k, 32k of headers in all); gunicorn must take whatever nginx

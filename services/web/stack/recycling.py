@@ -1,20 +1,23 @@
-"""Workers recycled for their request count, one at a time, or for their memory, at once.
+"""Workers recycled for their request count (gunicorn's own max_requests) or their memory.
 
-gunicorn's own max_requests is off (gunicorn_settings.py): a worker reaching it stops at
-once, and two workers serving alike reach it within seconds of each other, which left a
-replica accepting nothing while both were replaced (recycle_turns.py says what was
-measured). Instead gunicorn.conf.py calls Recycler from gunicorn's documented hooks: each
-worker draws its share of requests as gunicorn would (GUNICORN_MAX_REQUESTS plus up to
-GUNICORN_MAX_REQUESTS_JITTER) when it starts, and after each request compares what it
-served with its share, and its resident memory with GUNICORN_MAX_WORKER_MEMORY_MB (the job
-of uWSGI's reload-on-rss). Past either, the hook sets the worker's `alive` to False,
-gunicorn's own way to stop a worker after its requests in flight, and the master starts a
-fresh one.
+gunicorn's own max_requests and max_requests_jitter stop a worker after its share of
+requests (GUNICORN_MAX_REQUESTS plus up to GUNICORN_MAX_REQUESTS_JITTER, drawn when it
+starts), after its requests in flight, and the master starts a fresh one. The stack adds
+what gunicorn has no setting for: a ceiling on a worker's resident memory
+(GUNICORN_MAX_WORKER_MEMORY_MB, the job of uWSGI's reload-on-rss). Past it, the
+post_request hook sets the worker's `alive` to False, gunicorn's own way to stop a worker
+after its requests in flight. The hook also logs each worker's share when it starts and
+the recycle when it comes, and says why for the metrics, reading the worker's own
+`max_requests` (its share).
+
+The stack once made workers take turns to recycle for their count; measured at the
+shipped defaults, gunicorn's own setting failed no request and never left a replica
+accepting nothing for a second (docs/configuration.md, "Recycling", has the measurement).
 """
 
 import itertools
 import os
-import random
+import sys
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -44,48 +47,42 @@ class ResidentMemory:
 
 class Recycler:
     """Made in gunicorn.conf.py, in the master; each forked worker has its own copy, so its
-    share and count are its own. `turn` (recycle_turns.RecycleTurn) is shared by them all."""
+    counts are its own."""
 
-    def __init__(self, max_requests, jitter, ceiling_bytes, turn, memory=None):
-        self.max_requests = max_requests
-        self.jitter = jitter
+    def __init__(self, ceiling_bytes, memory=None):
         self.ceiling_bytes = ceiling_bytes
-        self.turn = turn
         self.memory = memory or ResidentMemory()
-        self.share = None
-        self.served = itertools.count(1)
-        # Why due() last said True: "memory" or "max_requests" (counted in metrics.py).
-        self.reason = None
+        self.completed = itertools.count(1)
+        self.said = itertools.count()
 
-    def start(self, log, pid):
-        """In post_worker_init: draw this worker's share, and open its memory counter."""
-        self.turn.pass_on_if_gone()
-        self.served = itertools.count(1)
-        if self.max_requests:
-            self.share = self.max_requests + random.randint(0, self.jitter)  # noqa: S311 not for security
+    def start(self, log, worker):
+        """In post_worker_init: log the worker's share, and open its memory counter."""
+        self.completed = itertools.count(1)
+        self.said = itertools.count()
+        if worker.max_requests < sys.maxsize:  # gunicorn's "never" when max_requests is 0
             # Logged so that the share and its spread can be checked against the composed stack.
-            log.info("worker %s recycles after %s requests (GUNICORN_MAX_REQUESTS with jitter)", pid, self.share)
+            log.info(
+                "worker %s recycles after %s requests (GUNICORN_MAX_REQUESTS with jitter)",
+                worker.pid,
+                worker.max_requests,
+            )
         if self.ceiling_bytes:
             self.memory()
 
-    def due(self, log, pid):
-        """In post_request: True when this worker should stop after its requests in flight.
-        next() on a count is atomic, so a gthread worker's threads each count once."""
-        served = next(self.served)
-        rss = self.memory() if self.ceiling_bytes else None
-        if rss is not None and rss > self.ceiling_bytes:
-            # Memory comes first: recycle now, taking the turn if it is free so that no worker
-            # recycles for its request count meanwhile, but never waiting for it.
-            self.turn.take(pid)
-            self.reason = "memory"
-            reason = f"holds {rss // 2**20} MiB, over the {self.ceiling_bytes // 2**20} MiB ceiling"
-        elif self.share and served >= self.share:
-            if not self.turn.take(pid):
-                # Another worker is recycling: serve on, and ask again after the next request.
-                return False
-            self.reason = "max_requests"
-            reason = f"served {served} requests (GUNICORN_MAX_REQUESTS)"
+    def due(self, log, worker):
+        """In post_request: why this worker stops after its requests in flight, "max_requests"
+        or "memory", the first time it is so; None otherwise. next() on a count is atomic,
+        so a gthread worker's threads each count once, and it is said once."""
+        completed = next(self.completed)
+        if completed >= worker.max_requests:
+            # gunicorn has already set worker.alive to False, when the request that reached
+            # the share began; this is the first to finish with the share served.
+            reason, why = "max_requests", f"served {completed} requests (GUNICORN_MAX_REQUESTS)"
+        elif self.ceiling_bytes and (rss := self.memory()) > self.ceiling_bytes:
+            reason, why = "memory", f"holds {rss // 2**20} MiB, over the {self.ceiling_bytes // 2**20} MiB ceiling"
         else:
-            return False
-        log.warning("worker %s %s: recycling it after its requests in flight", pid, reason)
-        return True
+            return None
+        if next(self.said):
+            return None
+        log.warning("worker %s %s: recycling it after its requests in flight", worker.pid, why)
+        return reason

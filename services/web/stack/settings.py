@@ -1,6 +1,6 @@
 """The stack's own settings, read from the environment once (see .env.example): its WSGI
-wrapper's and probes' (APP_*), and its hooks' around gunicorn (the drain, recycling and
-connection turns), which gunicorn itself knows nothing of. gunicorn's own settings are in
+wrapper's and probes' (APP_*), and its hooks' around gunicorn (the drain, the memory ceiling
+and connection turns), which gunicorn itself knows nothing of. gunicorn's own settings are in
 gunicorn_settings.py."""
 
 import os
@@ -31,19 +31,13 @@ DEFAULTS = {
     # Seconds a stopping replica serves on before gunicorn's stop (drain_then_stop.py): long
     # enough for nginx to see its 503 and stop choosing it.
     "DRAIN_SECONDS": 3,
-    # Recycle workers now and then so slow leaks of anything but memory (which has its own
-    # ceiling) cannot grow forever; each worker's share is drawn between the two, so that
-    # they come due at different times. Rare, because a recycle costs throughput
-    # (bench/README.md, "Tunings"). 0 = never.
-    "MAX_REQUESTS": 100_000,
-    "MAX_REQUESTS_JITTER": 10_000,
     # Resident memory a worker may hold before it is recycled; 0 = no ceiling.
     "MAX_WORKER_MEMORY_MB": 256,
     # A gevent worker's connections take turns after each response (connection_turns.py).
     "CONNECTION_TURNS": True,
 }
 # The hooks' settings, reported by /api/settings and logged at start beside gunicorn's.
-HOOKS = ("DRAIN_SECONDS", "MAX_REQUESTS", "MAX_REQUESTS_JITTER", "MAX_WORKER_MEMORY_MB", "CONNECTION_TURNS")
+HOOKS = ("DRAIN_SECONDS", "MAX_WORKER_MEMORY_MB", "CONNECTION_TURNS")
 
 
 def settings_from_env(environ=None):
@@ -62,13 +56,11 @@ def settings_from_env(environ=None):
         "METRICS": env.switch(environ, "APP_METRICS", DEFAULTS["METRICS"]),
         "METRICS_PORT": env.whole(environ, "APP_METRICS_PORT", DEFAULTS["METRICS_PORT"], minimum=1),
         "DRAIN_SECONDS": env.whole(environ, "GUNICORN_DRAIN_SECONDS", DEFAULTS["DRAIN_SECONDS"]),
-        "MAX_REQUESTS": env.whole(environ, "GUNICORN_MAX_REQUESTS", DEFAULTS["MAX_REQUESTS"]),
-        "MAX_REQUESTS_JITTER": env.whole(environ, "GUNICORN_MAX_REQUESTS_JITTER", DEFAULTS["MAX_REQUESTS_JITTER"]),
         "MAX_WORKER_MEMORY_MB": env.whole(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", DEFAULTS["MAX_WORKER_MEMORY_MB"]),
         "CONNECTION_TURNS": env.switch(environ, "GUNICORN_CONNECTION_TURNS", DEFAULTS["CONNECTION_TURNS"]),
     }
 
 
 def hook_settings(settings):
-    """The hooks' settings by their reported names (drain_seconds, max_requests, ...)."""
+    """The hooks' settings by their reported names (drain_seconds, max_worker_memory_mb, ...)."""
     return {name.lower(): settings[name] for name in HOOKS}

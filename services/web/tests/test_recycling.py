@@ -1,13 +1,15 @@
 """Unit tests of recycling workers for their request count or memory (stack/recycling.py)."""
 
 import logging
-import multiprocessing
 import os
-import time
+import random
+import sys
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.workers.base import Worker
 
-from stack.recycle_turns import RecycleTurn
 from stack.recycling import Recycler, ResidentMemory
 from stack.settings import hook_settings, settings_from_env
 
@@ -15,114 +17,82 @@ log = logging.getLogger("test.worker")
 MiB = 2**20
 
 
-def recycler(max_requests=0, jitter=0, ceiling_mb=0, rss_mb=None, turn=None):
+def a_worker(max_requests=0):
+    """What the hooks read of a gunicorn worker: its pid, and its share (max_requests, with
+    jitter drawn; sys.maxsize, gunicorn's never, when the setting is 0)."""
+    return SimpleNamespace(pid=os.getpid(), max_requests=max_requests or sys.maxsize)
+
+
+def recycler(worker, ceiling_mb=0, rss_mb=None):
     memory = (lambda: rss_mb * MiB) if rss_mb is not None else None
-    made = Recycler(max_requests, jitter, ceiling_mb * MiB, turn or RecycleTurn(30), memory=memory)
-    made.start(log, os.getpid())
+    made = Recycler(ceiling_mb * MiB, memory=memory)
+    made.start(log, worker)
     return made
 
 
-def serve(made, requests):
-    """Ask after each of `requests` requests; the request after which it was due, or None."""
+def serve(made, worker, requests):
+    """Ask after each of `requests` requests: (the request after which it was due, why), or None."""
     for number in range(1, requests + 1):
-        if made.due(log, os.getpid()):
-            return number
+        if reason := made.due(log, worker):
+            return number, reason
     return None
 
 
 def test_a_worker_over_the_ceiling_is_due_after_the_request_that_crossed_it(caplog):
+    worker = a_worker()
     with caplog.at_level(logging.WARNING):
-        assert serve(recycler(ceiling_mb=100, rss_mb=101), 1) == 1
+        assert serve(recycler(worker, ceiling_mb=100, rss_mb=101), worker, 1) == (1, "memory")
     assert "over the 100 MiB ceiling" in caplog.text
 
 
 def test_a_worker_under_the_ceiling_carries_on():
-    assert serve(recycler(ceiling_mb=100, rss_mb=100), 50) is None
+    worker = a_worker()
+    assert serve(recycler(worker, ceiling_mb=100, rss_mb=100), worker, 50) is None
 
 
 def test_a_zero_ceiling_never_recycles():
-    assert serve(recycler(ceiling_mb=0, rss_mb=10_000), 50) is None
+    worker = a_worker()
+    assert serve(recycler(worker, ceiling_mb=0, rss_mb=10_000), worker, 50) is None
 
 
-def test_a_worker_that_served_its_share_of_requests_is_recycled(caplog):
+def test_a_worker_that_served_its_share_is_said_to_recycle_once(caplog):
+    worker = a_worker(max_requests=1000)
+    made = recycler(worker)
     with caplog.at_level(logging.WARNING):
-        assert serve(recycler(max_requests=1000), 2000) == 1000
-    assert "served 1000 requests (GUNICORN_MAX_REQUESTS)" in caplog.text
+        assert serve(made, worker, 2000) == (1000, "max_requests")
+        assert serve(made, worker, 10) is None, "said once: the requests in flight after it are not"
+    assert caplog.text.count("served 1000 requests (GUNICORN_MAX_REQUESTS)") == 1
 
 
-def test_each_share_is_drawn_between_max_requests_and_max_requests_plus_jitter(caplog):
+def test_the_share_gunicorn_drew_is_logged_when_the_worker_starts(caplog):
     with caplog.at_level(logging.INFO):
-        shares = {recycler(max_requests=100, jitter=50).share for _ in range(200)}
+        recycler(a_worker(max_requests=1234))
+        recycler(a_worker(max_requests=0))
+    assert caplog.text.count("recycles after") == 1
+    assert f"worker {os.getpid()} recycles after 1234 requests" in caplog.text
+
+
+def test_gunicorns_worker_draws_its_share_between_max_requests_and_max_requests_plus_jitter():
+    """The attribute the hooks read is gunicorn's own draw (gunicorn/workers/base.py)."""
+    config = Config()
+    config.set("max_requests", 100)
+    config.set("max_requests_jitter", 50)
+    random.seed(28)
+    shares = {Worker(0, os.getppid(), [], None, 30, config, log).max_requests for _ in range(200)}
     assert min(shares) >= 100 and max(shares) <= 150
     assert len(shares) > 20, "the shares should spread over the jitter"
-    assert f"worker {os.getpid()} recycles after" in caplog.text
-
-
-def test_a_worker_waits_while_another_recycles_and_goes_once_that_one_is_gone():
-    turn = RecycleTurn(30)
-    other = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
-    other.start()
-    try:
-        assert turn.take(other.pid)
-        made = recycler(max_requests=10, turn=turn)
-        assert serve(made, 50) is None, "two workers must not recycle at once"
-    finally:
-        other.kill()
-        other.join(10)
-    # The replacement of the recycled worker starts: the turn passes on.
-    turn.pass_on_if_gone()
-    assert turn.holder() == 0
-    assert made.due(log, os.getpid())
-    assert turn.holder() == os.getpid()
-
-
-def test_a_worker_over_the_memory_ceiling_never_waits_for_its_turn():
-    turn = RecycleTurn(30)
-    assert turn.take(1)  # another worker (pid 1 is alive) is recycling
-    assert serve(recycler(ceiling_mb=100, rss_mb=101, turn=turn), 1) == 1
-    assert turn.holder() == 1
-
-
-def test_a_stale_turn_no_longer_holds_up_the_others():
-    turn = RecycleTurn(stale_after_s=0)
-    assert turn.take(1)  # pid 1 is alive, but its turn is already stale
-    assert turn.take(os.getpid())
-
-
-def take_in_child(turn, results):
-    results.put(turn.take(os.getpid()))
-    time.sleep(2)
-
-
-def test_workers_forked_from_one_master_share_the_turn():
-    turn = RecycleTurn(30)
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    child = context.Process(target=take_in_child, args=(turn, results))
-    child.start()
-    try:
-        assert results.get(timeout=10) is True
-        assert turn.holder() == child.pid
-        assert not turn.take(os.getpid())
-    finally:
-        child.join(10)
-    turn.pass_on_if_gone()
-    assert turn.take(os.getpid())
+    config.set("max_requests", 0)
+    assert Worker(0, os.getppid(), [], None, 30, config, log).max_requests == sys.maxsize
 
 
 def test_the_hooks_settings_defaults_and_overrides():
     assert hook_settings(settings_from_env({})) == {
-        "drain_seconds": 3, "max_requests": 100_000, "max_requests_jitter": 10_000, "max_worker_memory_mb": 256,
-        "connection_turns": True,
+        "drain_seconds": 3, "max_worker_memory_mb": 256, "connection_turns": True,
     }  # fmt: skip
     overridden = hook_settings(settings_from_env({
-        "GUNICORN_DRAIN_SECONDS": "0", "GUNICORN_MAX_WORKER_MEMORY_MB": "64",
-        "GUNICORN_MAX_REQUESTS": "0", "GUNICORN_MAX_REQUESTS_JITTER": "5", "GUNICORN_CONNECTION_TURNS": "off",
+        "GUNICORN_DRAIN_SECONDS": "0", "GUNICORN_MAX_WORKER_MEMORY_MB": "64", "GUNICORN_CONNECTION_TURNS": "off",
     }))  # fmt: skip
-    assert overridden == {
-        "drain_seconds": 0, "max_requests": 0, "max_requests_jitter": 5, "max_worker_memory_mb": 64,
-        "connection_turns": False,
-    }  # fmt: skip
+    assert overridden == {"drain_seconds": 0, "max_worker_memory_mb": 64, "connection_turns": False}
     with pytest.raises(ValueError, match="GUNICORN_MAX_WORKER_MEMORY_MB"):
         settings_from_env({"GUNICORN_MAX_WORKER_MEMORY_MB": "lots"})
 
