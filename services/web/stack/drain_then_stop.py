@@ -19,23 +19,30 @@ It is also the container's init: as PID 1, and as a child subreaper anywhere els
 `sh -c "cmd &"` the app ran), and reaps each one when it exits, so none stays a zombie.
 """
 
-import ctypes
-import logging
-import os
 import signal
-import sys
-import time
-
-from . import json_logs
-from .drain import DrainFlag, flag_path
-from .gunicorn_settings import log_format_from_env
-from .settings import settings_from_env
 
 PASSED_ON = frozenset({
     signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
     signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH,
 })  # fmt: skip
 TAKEN = PASSED_ON | {signal.SIGTERM, signal.SIGCHLD}
+if __name__ == "__main__":
+    # Before anything else is imported (the JSON logger alone takes a noticeable time): as
+    # PID 1, a signal whose action is still the default is dropped by the kernel, so a stop
+    # sent while this process starts would otherwise be lost and wait out the grace period.
+    signal.pthread_sigmask(signal.SIG_BLOCK, TAKEN)
+
+import ctypes  # noqa: E402 after the block above
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+from . import json_logs  # noqa: E402
+from .drain import DrainFlag, flag_path  # noqa: E402
+from .gunicorn_settings import log_format_from_env  # noqa: E402
+from .settings import settings_from_env  # noqa: E402
+
 # Python ignores SIGPIPE and SIGXFSZ, and an exec keeps ignored signals ignored: reset them
 # for the server as subprocess does (restore_signals), with the ones taken here.
 DEFAULTED = TAKEN | {signal.SIGPIPE, signal.SIGXFSZ}
@@ -94,7 +101,12 @@ def main(command, environ=os.environ):
         log("stopped before the server started")
         return 128 + signal.SIGTERM
     # The server starts with no signal blocked and every handler at its default.
-    server_pid = os.posix_spawnp(command[0], command, environ, setsigmask=(), setsigdef=DEFAULTED)
+    try:
+        server_pid = os.posix_spawnp(command[0], command, environ, setsigmask=(), setsigdef=DEFAULTED)
+    except OSError as error:
+        log(f"cannot start {command[0]!r}: {error.strerror}")
+        # The shell's convention: 127 not found, 126 found but not runnable.
+        return 127 if isinstance(error, FileNotFoundError) else 126
     deadline = None  # when the drain ends: set by the first SIGTERM
     stopping = False  # SIGTERM passed on to the server
     while True:

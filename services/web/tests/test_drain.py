@@ -77,7 +77,7 @@ def test_the_flag_lives_in_gunicorns_worker_tmp_dir():
 
 # A stand-in server for drain_then_stop: it says "ready <pid>", then reports each signal it
 # gets on stdout, with whether the drain flag was up by then, and exits on SIGTERM with
-# status 3. On SIGUSR2 it runs `sh -c "sleep 1 & exit 0"` three times, reaping each sh: the
+# status 3. On SIGUSR2 it runs `sh -c "sleep 5 & exit 0"` three times, reaping each sh: the
 # sleeps are orphans, as a CLI tool an app runs leaves them.
 SERVER = """
 import os, signal, subprocess, sys, time
@@ -89,7 +89,7 @@ def report(signum, _frame):
         sys.exit(3)
     if signum == signal.SIGUSR2:
         for _ in range(3):
-            subprocess.run(["sh", "-c", "sleep 1 & exit 0"], check=True)
+            subprocess.run(["sh", "-c", "sleep 5 & exit 0"], check=True)
         os.write(1, b"orphaned\\n")
 for name in ("SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT", "SIGTTIN", "SIGUSR1", "SIGUSR2"):
     signal.signal(getattr(signal, name), report)
@@ -257,7 +257,7 @@ def test_orphans_of_the_server_are_adopted_and_reaped(first_process):
         return [child for child in children(wrapper) if child[0] != server]
 
     assert len(adopted()) == 3, f"the orphaned sleeps should be the first process's children: {adopted()}"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while adopted():
         assert time.monotonic() < deadline, f"orphans not reaped: {adopted()}"
         time.sleep(0.1)
@@ -270,6 +270,45 @@ def test_a_flag_left_from_an_earlier_run_is_lowered_at_start(first_process, tmp_
     assert not (tmp_path / "stack-draining").exists()
     first.process.send_signal(signal.SIGTERM)
     assert first.process.wait(10) == 3
+
+
+# Records, at the first import of a third-party package, whether SIGTERM is blocked yet.
+IMPORT_WATCH = """
+import runpy, signal, sys
+seen = []
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if not seen and name.partition(".")[0] in ("gunicorn", "flask", "werkzeug", "gevent"):
+            seen.append(signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return None
+sys.meta_path.insert(0, Watch())
+sys.argv = ["drain_then_stop", "true"]
+try:
+    runpy.run_module("stack.drain_then_stop", run_name="__main__", alter_sys=True)
+except SystemExit as stop:
+    print("exit", stop.code, "blocked", seen)
+"""
+
+
+def test_signals_are_blocked_before_anything_slow_is_imported(tmp_path, marked_environ):
+    """As PID 1, a signal whose action is still the default is dropped: a stop sent while the
+    first process imports what it needs would be lost, and the container would wait out
+    its grace period. So the signals are blocked before the first third-party import."""
+    environ = {**marked_environ, "GUNICORN_WORKER_TMP_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_WATCH], cwd=WEB_DIR, env=environ, capture_output=True, text=True, timeout=20
+    )
+    assert result.stdout.split() == ["exit", "0", "blocked", "[True]"], result.stdout + result.stderr
+
+
+def test_a_command_that_cannot_start_is_named_with_the_shells_status(tmp_path, marked_environ):
+    environ = {**marked_environ, "GUNICORN_WORKER_TMP_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.drain_then_stop", "no-such-server", "--config", "x"],
+        cwd=WEB_DIR, env=environ, capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert result.returncode == 127
+    assert "cannot start 'no-such-server'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_without_a_command_it_says_how_to_use_it():

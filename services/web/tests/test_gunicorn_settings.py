@@ -228,12 +228,13 @@ def test_reload_with_preload_is_refused():
 def assigned_names(path):
     """The names a config file assigns at its top level (inside an `if` too), as gunicorn
     reads a config file: each is a setting when it is one of gunicorn's."""
-    tree = ast.parse(path.read_text())
     names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            continue
-        if isinstance(node, ast.Assign):
+    statements = list(ast.parse(path.read_text()).body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.If):
+            statements += node.body + node.orelse  # a function's body is not the module's
+        elif isinstance(node, ast.Assign):
             names.update(target.id for target in node.targets if isinstance(target, ast.Name))
     return names
 
