@@ -28,11 +28,15 @@ class ProbeRouter:
     def __init__(self, app, stack_apps):
         self.app = app
         self.routes = {path: stack_app for stack_app in stack_apps for path in probes.mounts(stack_app)}
-        self.prefixes = tuple((f"{path}/", stack_app) for path, stack_app in self.routes.items())
+        self.prefixes = {f"{path}/": stack_app for path, stack_app in self.routes.items()}
+        # Every request of the user's app passes here: one C-level check tells it apart.
+        self.any_prefix = tuple(self.prefixes)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
-        routed = self.routes.get(path) or next((app for prefix, app in self.prefixes if path.startswith(prefix)), None)
+        routed = self.routes.get(path)
+        if routed is None and path.startswith(self.any_prefix):
+            routed = next(app for prefix, app in self.prefixes.items() if path.startswith(prefix))
         return (routed or self.app)(environ, start_response)
 
 
