@@ -8,6 +8,8 @@
 #   SWARM_STACK_NAME    the stack (default flask-stack)
 #   PUSHED_IMAGES_FILE  the digests (default deploy/pushed-images.env); PUSHED_WEB_IMAGE
 #                       and PUSHED_NGINX_IMAGE in the environment win
+#   ROLLBACK_WAIT_SECONDS  how long to wait for Swarm's automatic rollback to end
+#                       before reporting it (default 600)
 #   WEB_REPLICAS, HTTP_PORT and the other ${VARS} of the stack file
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
