@@ -8,9 +8,12 @@ TLS ?= off
 TLS_FILES = $(if $(filter on,$(TLS)),-f compose.tls.yaml)
 # The development stack: the two files `docker compose` alone reads, compose.override.yaml
 # holding the development loop (bind-mounted app, gunicorn's reload).
-COMPOSE_FILES ?= compose.yaml compose.override.yaml
+# compose.db.yaml (Postgres behind PgBouncer) joins them while it exists: an app without a
+# database deletes that file, and every target runs the stack without one (docs/database.md).
+DB_FILES = $(wildcard compose.db.yaml)
+COMPOSE_FILES ?= compose.yaml $(DB_FILES) compose.override.yaml
 DEV_COMPOSE = $(COMPOSE) $(addprefix -f ,$(COMPOSE_FILES)) $(TLS_FILES)
-PROD_COMPOSE = $(COMPOSE) -f compose.yaml -f compose.prod.yaml $(TLS_FILES)
+PROD_COMPOSE = $(COMPOSE) -f compose.yaml $(addprefix -f ,$(DB_FILES)) -f compose.prod.yaml $(TLS_FILES)
 # The names make certs writes a certificate for (and NGINX_SERVER_NAMES must list).
 CERT_NAMES ?= localhost
 CERT_DIR ?= certs
@@ -19,12 +22,13 @@ PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml $(if $
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
-DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard .ci/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/db/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard .ci/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
 SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.envsh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
+.PHONY: migrate db-password db-backup db-restore
 .PHONY: help up doctor down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning bench-growth lint lint-python lint-dockerfiles lint-shell lint-compose \
         ecs-render ecs-validate ecs-deploy
@@ -32,19 +36,33 @@ APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-up: doctor ## Check the machine, build and start the stack on http://127.0.0.1:8080 (TLS=on: and https://localhost:8443), returning when it serves
+up: doctor db-password ## Check the machine, build and start the stack on http://127.0.0.1:8080 (TLS=on: and https://localhost:8443), migrate its database, returning when it serves
 	@echo "make up: building the images and starting the stack; the first build takes a few minutes"
 	$(DEV_COMPOSE) up --build --detach --wait
+	@COMPOSE="$(DEV_COMPOSE)" scripts/migrate.sh
 	@echo "make up: the live page is on http://$$($(DEV_COMPOSE) port nginx 8080 | sed 's/^0\.0\.0\.0:/127.0.0.1:/')/ (make logs follows the logs, make down stops it)"
 
 doctor: ## Check Docker, Compose, buildx, the port, the base images and disk space, saying what to do for each problem
 	@scripts/doctor.sh
 
-# --volumes: the images declare their scratch paths as volumes (see services/*/Dockerfile),
-# which Docker would otherwise keep after the containers. Drop it if you add a named
-# volume to compose.yaml whose data must outlive `make down`.
-down: ## Stop the stack and remove its containers, network and scratch volumes
-	$(DEV_COMPOSE) --profile observability down --volumes --remove-orphans
+# The containers go with their anonymous volumes (the scratch paths the images declare, see
+# services/*/Dockerfile), which Docker would otherwise keep; the named ones (the database's
+# data) stay, as `down` without --volumes keeps them.
+down: ## Stop the stack and remove its containers, network and scratch volumes; the database's data stays
+	$(DEV_COMPOSE) --profile observability rm --stop --force --volumes
+	$(DEV_COMPOSE) --profile observability down --remove-orphans
+
+db-password: ## Write a random database password to secrets/db_password, unless one is there (make up does)
+	@$(if $(DB_FILES),scripts/db-password.sh,true)
+
+migrate: db-password ## Run the database migrations once, in a one-off container of the web image, under a lock
+	COMPOSE="$(DEV_COMPOSE)" scripts/migrate.sh
+
+db-backup: ## Dump the database to FILE (default backups/db-<time>.dump) while the stack serves
+	COMPOSE="$(DEV_COMPOSE)" FILE="$(FILE)" scripts/db-backup.sh
+
+db-restore: ## Restore a dump from make db-backup: make db-restore FILE=backups/db-....dump
+	COMPOSE="$(DEV_COMPOSE)" FILE="$(FILE)" scripts/db-restore.sh
 
 logs: ## Follow the logs of every container
 	$(DEV_COMPOSE) logs --follow --tail=100
@@ -83,7 +101,7 @@ swarm-ps: ## Show the stack's tasks, on which node each runs and its state
 swarm-remove: ## Remove the stack from the swarm
 	docker stack rm --detach=false $(SWARM_STACK_NAME)
 
-rollout: ## Rebuild web and replace each replica, start-first, one at a time, losing no request
+rollout: db-password ## Rebuild web, migrate (stopping, the old version serving, if that fails), replace each replica start-first, one at a time, losing no request
 	COMPOSE="$(DEV_COMPOSE)" APP_VERSION="$(APP_VERSION)" scripts/rollout.sh
 
 nginx-reload: ## Check nginx's config and reload it gracefully (no request is lost; a renewed certificate is served after it)
@@ -97,13 +115,15 @@ observability: ## Start the stack with the observability profile: Prometheus on 
 	$(DEV_COMPOSE) --profile observability up --build --detach --wait
 	@echo "make observability: Prometheus is on http://$$($(DEV_COMPOSE) --profile observability port prometheus 9090)/"
 
-prod-up: ## Start with the production overlay (limits, read-only, restart policies)
+prod-up: db-password ## Start with the production overlay (limits, read-only, restart policies), then migrate
 	@echo "make prod-up: building and starting the production overlay (probes off, read-only, limits)"
 	$(PROD_COMPOSE) up --build --detach --wait
+	@COMPOSE="$(PROD_COMPOSE)" scripts/migrate.sh
 	@echo "make prod-up: serving on http://$$($(PROD_COMPOSE) port nginx 8080 | sed 's/^0\.0\.0\.0:/127.0.0.1:/')/"
 
-prod-down: ## Stop the production-overlay stack
-	$(PROD_COMPOSE) down --volumes --remove-orphans
+prod-down: ## Stop the production-overlay stack; the database's data stays
+	$(PROD_COMPOSE) rm --stop --force --volumes
+	$(PROD_COMPOSE) down --remove-orphans
 
 test: test-unit test-rules test-integration ## Run every test: unit, Prometheus's rules, then integration against the composed stack
 

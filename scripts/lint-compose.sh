@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Security lint of the compose files with compose-lint (part of `make lint`), in the two
 # shapes the stack runs in:
-#   compose.yaml + compose.override.yaml  `make up`    policy: tools/lint/compose-lint.dev.yml
-#   compose.yaml + compose.prod.yaml   `make prod-up`  policy: tools/lint/compose-lint.prod.yml
+#   compose.yaml + compose.db.yaml + compose.override.yaml  `make up`  policy: tools/lint/compose-lint.dev.yml
+#   compose.yaml + compose.db.yaml + compose.prod.yaml   `make prod-up`  policy: tools/lint/compose-lint.prod.yml
 #   ... + compose.tls.yaml             `make prod-up TLS=on`, the same policy
 # compose-lint merges an overlay only when a .env beside the files selects it with
 # COMPOSE_FILE, so both runs read copies in a scratch folder: the production run with
@@ -23,13 +23,13 @@ check() {
 }
 
 status=0
-cp compose.yaml compose.override.yaml "$scratch/"
-printf 'COMPOSE_FILE=compose.yaml:compose.override.yaml\n' >"$scratch/.env"
-check compose-lint.dev.yml "compose.yaml + compose.override.yaml, as make up runs them" || status=$?
+cp compose.yaml compose.db.yaml compose.override.yaml "$scratch/"
+printf 'COMPOSE_FILE=compose.yaml:compose.db.yaml:compose.override.yaml\n' >"$scratch/.env"
+check compose-lint.dev.yml "compose.yaml + compose.db.yaml + compose.override.yaml, as make up runs them" || status=$?
 cp compose.prod.yaml "$scratch/"
-printf 'COMPOSE_FILE=compose.yaml:compose.prod.yaml\n' >"$scratch/.env"
-check compose-lint.prod.yml "compose.yaml + compose.prod.yaml, as make prod-up runs them" || status=$?
+printf 'COMPOSE_FILE=compose.yaml:compose.db.yaml:compose.prod.yaml\n' >"$scratch/.env"
+check compose-lint.prod.yml "compose.yaml + compose.db.yaml + compose.prod.yaml, as make prod-up runs them" || status=$?
 cp compose.tls.yaml "$scratch/"
-printf 'COMPOSE_FILE=compose.yaml:compose.prod.yaml:compose.tls.yaml\n' >"$scratch/.env"
+printf 'COMPOSE_FILE=compose.yaml:compose.db.yaml:compose.prod.yaml:compose.tls.yaml\n' >"$scratch/.env"
 check compose-lint.prod.yml "the same + compose.tls.yaml, as make prod-up TLS=on runs them" || status=$?
 exit "$status"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rolling deploy of the web service, start-first and one replica at a time:
-# build the new image, then for each running replica start a new one, wait until it is
-# healthy and nginx has re-resolved `web`, and only then stop the old one (which drains:
-# see services/web/stack/drain.py). Usage: make rollout [APP_VERSION=...]
+# build the new image, run the migrations (scripts/migrate.sh), then for each running
+# replica start a new one, wait until it is healthy and nginx has re-resolved `web`, and
+# only then stop the old one (which drains: see services/web/stack/drain.py). Usage: make rollout [APP_VERSION=...]
 set -o errexit -o pipefail -o nounset
 
 compose=${COMPOSE:-docker compose}
@@ -15,6 +15,13 @@ mapfile -t old_replicas < <($compose ps --quiet --status running web)
 count=${#old_replicas[@]}
 if [ "$count" -eq 0 ]; then
   echo "rollout: no web replica is running; start the stack with 'make up' first" >&2
+  exit 1
+fi
+
+# Migrations first, with the new image: if they fail, nothing has been replaced and the old
+# version serves on. A migration must suit the old version too (docs/database.md, expand/contract).
+if ! COMPOSE="$compose" "$(dirname "$0")/migrate.sh"; then
+  echo "rollout: the migration failed; no replica was replaced, the running version serves on" >&2
   exit 1
 fi
 

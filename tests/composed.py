@@ -42,10 +42,12 @@ class Stack:
         }
         self.docker = docker.from_env()
 
-    def compose(self, *args, timeout=300, check=True):
+    def compose(self, *args, timeout=300, check=True, input=None):
         files = [arg for path in self.compose_files for arg in ("-f", str(self.root / path))]
         command = ["docker", "compose", "-p", self.project, *files, *args]
-        result = subprocess.run(command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout, input=input
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result

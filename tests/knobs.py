@@ -15,7 +15,7 @@ from composed import ROOT
 WEB = ROOT / "services" / "web"
 NGINX = ROOT / "services" / "nginx"
 # The files `docker compose` reads, in the order the Makefile and the docs add them.
-COMPOSE_FILES = ("compose.yaml", "compose.override.yaml", "compose.prod.yaml", "compose.tls.yaml")
+COMPOSE_FILES = ("compose.yaml", "compose.db.yaml", "compose.override.yaml", "compose.prod.yaml", "compose.tls.yaml")
 # nginx's defaults: sourced by the image's entrypoint before anything reads the settings.
 NGINX_DEFAULTS = NGINX / "defaults.envsh"
 

@@ -39,14 +39,14 @@ class Outcome:
     request_id: str = ""  # the X-Request-ID sent, to find the request in nginx's log
 
 
-def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0):
+def one_request(base_url, path, method="GET", headers=None, timeout_s=30.0, body=None):
     """Send one request on a fresh connection; never raises for network errors."""
     target = urlsplit(base_url)
     request_id = (headers or {}).get("X-Request-ID", "")
     started = time.monotonic()
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout_s)
     try:
-        connection.request(method, path, headers={"Connection": "close", **(headers or {})})
+        connection.request(method, path, body=body, headers={"Connection": "close", **(headers or {})})
         response = connection.getresponse()
         raw = response.read()
         try:

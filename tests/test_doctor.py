@@ -103,7 +103,18 @@ def test_make_up_alone_goes_from_a_checkout_to_the_live_page():
     stack and prints the live page's address, which serves the page."""
     port = free_loopback_port()
     project = f"flaskstack-make-up-{port}"
-    compose = ["docker", "compose", "-p", project, "-f", "compose.yaml", "-f", "compose.override.yaml"]
+    compose = [
+        "docker",
+        "compose",
+        "-p",
+        project,
+        "-f",
+        "compose.yaml",
+        "-f",
+        "compose.db.yaml",
+        "-f",
+        "compose.override.yaml",
+    ]
     env = {**os.environ, "HTTP_BIND": "127.0.0.1", "HTTP_PORT": str(port)}
     try:
         result = subprocess.run(
@@ -122,5 +133,10 @@ def test_make_up_alone_goes_from_a_checkout_to_the_live_page():
         page = requests.get(address, timeout=10)
         assert page.status_code == 200
         assert 'id="fire"' in page.text and "text/html" in page.headers["Content-Type"]
+        # With its database, migrated: a write is stored and read back.
+        write_id = f"make-up-{port}-check"
+        stored = requests.post(f"{address}api/db/writes", data=b"hello", headers={"X-Request-ID": write_id}, timeout=10)
+        assert stored.status_code == 201, stored.text
+        assert requests.get(f"{address}api/db/writes/{write_id}", timeout=10).json()["bytes"] == 5
     finally:
         subprocess.run([*compose, "down", "--volumes", "--timeout", "40"], cwd=ROOT, env=env, capture_output=True)

@@ -5,7 +5,7 @@
 # Dockerfiles in .ci/stand-ins/ (CI's own plumbing, not part of the stack).
 # Usage: build-base-images.sh [python-tag] [nginx-tag]. Each tag defaults to the one its
 # Dockerfile's ARG names (PYTHON_IMAGE, NGINX_IMAGE, PROMETHEUS_IMAGE, NGINX_EXPORTER_IMAGE,
-# and POSTGRES_IMAGE: services/pgbouncer's base, the image the db service runs as it is),
+# and POSTGRES_IMAGE: services/db/Dockerfile, the base of the db and pgbouncer images),
 # unless that variable is set.
 set -o errexit -o pipefail -o nounset
 
@@ -16,7 +16,7 @@ python_tag=${1:-${PYTHON_IMAGE:-$(base_tag web PYTHON_IMAGE)}}
 nginx_tag=${2:-${NGINX_IMAGE:-$(base_tag nginx NGINX_IMAGE)}}
 prometheus_tag=${PROMETHEUS_IMAGE:-$(base_tag prometheus PROMETHEUS_IMAGE)}
 nginx_exporter_tag=${NGINX_EXPORTER_IMAGE:-$(base_tag nginx-exporter NGINX_EXPORTER_IMAGE)}
-postgres_tag=${POSTGRES_IMAGE:-$(base_tag pgbouncer POSTGRES_IMAGE)}
+postgres_tag=${POSTGRES_IMAGE:-$(base_tag db POSTGRES_IMAGE)}
 # forky carries the Python, nginx and Postgres majors the official tags ship; trixie's are older.
 suite=forky
 rootfs_tag="stand-in/debian-minbase:$suite"

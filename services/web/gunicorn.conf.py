@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from stack import metrics_files
+from stack import database, metrics_files
 from stack.connection_turns import take_turns
 from stack.gunicorn_settings import describe, effective, settings_from_env
 from stack.recycling import Recycler
@@ -98,6 +98,15 @@ def post_worker_init(worker):
     global take_turn
     recycler.start(worker.log, worker)
     take_turn = take_turns(worker.cfg.worker_class_str, stack_settings["CONNECTION_TURNS"])
+    # The database probes' pool, made in the worker after gevent's patching, never in the
+    # master: psycopg must first be imported with the patches in place (stack/database.py).
+    if stack_settings["PROBES"] and database.configured(stack_settings):
+        database.open_pool(stack_settings)
+
+
+def worker_exit(server, worker):
+    # Postgres (through PgBouncer) sees a leaving worker's connections close at once.
+    database.close_pool()
 
 
 def post_request(worker, req, environ, resp):

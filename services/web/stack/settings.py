@@ -35,6 +35,19 @@ DEFAULTS = {
     "MAX_WORKER_MEMORY_MB": 256,
     # A gevent worker's connections take turns after each response (connection_turns.py).
     "CONNECTION_TURNS": True,
+    # The database the stack's database probes use (database.py); None = no database. The
+    # compose files point it at PgBouncer, which bounds what Postgres sees (docs/database.md).
+    "DB_HOST": None,
+    "DB_PORT": 5432,
+    "DB_NAME": "app",
+    "DB_USER": "app",
+    # A file, as Compose and Swarm mount secrets: the password is never an environment variable.
+    "DB_PASSWORD_FILE": "/run/secrets/db_password",
+    # Connections each worker's pool may hold: with PgBouncer in front these are cheap client
+    # connections, and PgBouncer's own pool is the bound on Postgres's (docs/database.md).
+    "DB_POOL_SIZE": 10,
+    # Seconds a request waits for a connection of its worker's pool before its JSON 503.
+    "DB_POOL_TIMEOUT": 5,
 }
 # The hooks' settings, reported by /api/settings and logged at start beside gunicorn's.
 HOOKS = ("DRAIN_SECONDS", "MAX_WORKER_MEMORY_MB", "CONNECTION_TURNS")
@@ -58,6 +71,13 @@ def settings_from_env(environ=None):
         "DRAIN_SECONDS": env.whole(environ, "GUNICORN_DRAIN_SECONDS", DEFAULTS["DRAIN_SECONDS"]),
         "MAX_WORKER_MEMORY_MB": env.whole(environ, "GUNICORN_MAX_WORKER_MEMORY_MB", DEFAULTS["MAX_WORKER_MEMORY_MB"]),
         "CONNECTION_TURNS": env.switch(environ, "GUNICORN_CONNECTION_TURNS", DEFAULTS["CONNECTION_TURNS"]),
+        "DB_HOST": env.text(environ, "APP_DB_HOST", DEFAULTS["DB_HOST"]),
+        "DB_PORT": env.whole(environ, "APP_DB_PORT", DEFAULTS["DB_PORT"], minimum=1),
+        "DB_NAME": env.text(environ, "APP_DB_NAME", DEFAULTS["DB_NAME"]),
+        "DB_USER": env.text(environ, "APP_DB_USER", DEFAULTS["DB_USER"]),
+        "DB_PASSWORD_FILE": env.text(environ, "APP_DB_PASSWORD_FILE", DEFAULTS["DB_PASSWORD_FILE"]),
+        "DB_POOL_SIZE": env.whole(environ, "APP_DB_POOL_SIZE", DEFAULTS["DB_POOL_SIZE"], minimum=1),
+        "DB_POOL_TIMEOUT": env.whole(environ, "APP_DB_POOL_TIMEOUT", DEFAULTS["DB_POOL_TIMEOUT"], minimum=1),
     }
 
 

@@ -4,14 +4,15 @@ Two small Flask apps of the stack's own, beside the user's (wrapping.ProbeRouter
 - health: /healthz alone, answered for any Host header, since the health checks of
   Docker, nginx and a load balancer come from loopback or an address with whatever Host
   they use; APP_TRUSTED_HOSTS guards the user's app and the probes below;
-- probes: the test contract (contract.py), plus faults.py and outbound.py when switched
-  on. Mounted only when APP_PROBES is on: the production overlay leaves them off.
+- probes: the test contract (contract.py), plus faults.py, outbound.py and database.py
+  when switched on. Mounted only when APP_PROBES is on: the production overlay leaves them off.
 """
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from . import contract, faults, outbound
+from .. import database as stack_database
+from . import contract, database, faults, outbound
 from .answers import http_error, unexpected_error
 
 
@@ -39,6 +40,8 @@ def create_probes(settings):
         app.register_blueprint(faults.blueprint)
     if settings["OUTBOUND_URL"]:
         app.register_blueprint(outbound.blueprint)
+    if stack_database.configured(settings):
+        app.register_blueprint(database.blueprint)
     return _json_errors(app)
 
 

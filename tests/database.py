@@ -1,0 +1,131 @@
+"""The composed stack with its database (compose.db.yaml), and what the database tests ask
+of it: SQL run inside the db container, and a loop of writes whose acknowledgements can be
+counted against the rows afterwards."""
+
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from composed import ROOT, Stack
+from load import one_request
+
+DB_FILES = ("compose.yaml", "compose.db.yaml")
+
+
+@contextmanager
+def database_stack(name_hint, env=None, compose_files=DB_FILES, root=ROOT):
+    """A started stack with Postgres and PgBouncer, migrated, with a password of its own
+    (written as make up writes one), always torn down with its data."""
+    secrets = Path(tempfile.mkdtemp(prefix="flaskstack-secrets-"))
+    password_file = secrets / "db_password"
+    subprocess.run([str(ROOT / "scripts/db-password.sh"), str(password_file)], check=True, timeout=30)
+    composed = Stack(
+        name_hint,
+        compose_files=compose_files,
+        env={"NGINX_LIMITS": "off", "DB_PASSWORD_FILE": str(password_file), **(env or {})},
+        root=root,
+    )
+    composed.password = password_file.read_text().strip()
+    try:
+        composed.up()
+        composed.make("migrate", timeout=600)
+        yield composed
+    finally:
+        composed.down()
+        shutil.rmtree(secrets, ignore_errors=True)
+
+
+def sql(stack, statement, timeout=30, **values):
+    """Run `statement` with psql in the db container, over its socket as the database's owner;
+    the rows as lists of strings. Each of `values` is a psql variable the statement quotes
+    as :'name' (psql quotes it as a literal), so no value is pasted into SQL."""
+    variables = [f"--set={name}={value}" for name, value in values.items()]
+    result = stack.compose(
+        "exec", "-T", "db", "psql", "--username=app", "--dbname=app", "--no-align", "--tuples-only",
+        "--field-separator=|", "--set=ON_ERROR_STOP=1", *variables, "--file=-",
+        timeout=timeout, input=statement,
+    )  # fmt: skip
+    return [line.split("|") for line in result.stdout.splitlines() if line]
+
+
+def server_connections(stack):
+    """Connections Postgres holds for clients of the app's database, this query's own excepted."""
+    ((count,),) = sql(
+        stack,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()",
+    )
+    return int(count)
+
+
+class WriteLoop:
+    """Clients POSTing /api/db/writes, each write a new id, on a new connection each time.
+    Every answer is kept by id: a 201 is an acknowledged write, which must be in the table."""
+
+    def __init__(self, base_url, clients=6, max_seconds=240, max_requests=100_000):
+        self.base_url = base_url
+        self.clients = clients
+        self.max_seconds = max_seconds
+        self.max_requests = max_requests
+        self.prefix = f"write-{uuid.uuid4().hex[:10]}-"
+        self.outcomes = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+
+    def _client(self, index):
+        deadline = time.monotonic() + self.max_seconds
+        turn = 0
+        while not self._stop.is_set() and time.monotonic() < deadline and len(self.outcomes) < self.max_requests:
+            write_id = f"{self.prefix}{index}-{turn}"
+            turn += 1
+            outcome = one_request(
+                self.base_url,
+                "/api/db/writes",
+                method="POST",
+                headers={"X-Request-ID": write_id, "Content-Type": "application/octet-stream"},
+                body=write_id.encode(),
+            )
+            with self._lock:
+                self.outcomes.append(outcome)
+
+    def __enter__(self):
+        for index in range(self.clients):
+            thread = threading.Thread(target=self._client, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def wait_for_requests(self, count, deadline_s=60):
+        deadline = time.monotonic() + deadline_s
+        while len(self.outcomes) < count:
+            assert time.monotonic() < deadline, f"only {len(self.outcomes)} writes answered in {deadline_s}s"
+            time.sleep(0.05)
+
+    def acknowledged(self):
+        return {o.request_id for o in self.outcomes if o.status == 201}
+
+    def unacknowledged(self):
+        return [o for o in self.outcomes if o.status != 201]
+
+    def stored(self, stack):
+        """The ids of this loop's writes in the table, with how often each is there."""
+        rows = sql(
+            stack,
+            "SELECT id, count(*) FROM stack_probe_writes WHERE starts_with(id, :'prefix') GROUP BY id",
+            prefix=self.prefix,
+        )
+        return {write_id: int(count) for write_id, count in rows}
