@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make doctor: checks what the first `make up` needs, and says for each problem what to do.
 # Exits 1 when something would stop `make up`; warnings alone leave it 0.
-# Reads HTTP_BIND, HTTP_PORT, PYTHON_IMAGE and NGINX_IMAGE as make up would (.env included).
+# Reads HTTP_BIND, HTTP_PORT, PYTHON_IMAGE, NGINX_IMAGE and POSTGRES_IMAGE as make up would (.env included).
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
 
@@ -161,7 +161,12 @@ fi
 # Each tag is its Dockerfile's ARG default unless the environment or .env names another.
 python_image=$(env_value PYTHON_IMAGE "$(scripts/dockerfile-arg.sh services/web/Dockerfile PYTHON_IMAGE)")
 nginx_image=$(env_value NGINX_IMAGE "$(scripts/dockerfile-arg.sh services/nginx/Dockerfile NGINX_IMAGE)")
-for image in "$python_image" "$nginx_image"; do
+images=("$python_image" "$nginx_image")
+# Postgres's, while compose.db.yaml is there to run it (docs/database.md).
+if [ -f compose.db.yaml ]; then
+  images+=("$(env_value POSTGRES_IMAGE "$(scripts/dockerfile-arg.sh services/db/Dockerfile POSTGRES_IMAGE)")")
+fi
+for image in "${images[@]}"; do
   if docker image inspect "$image" >/dev/null 2>&1; then
     ok "base image $image is present"
   elif bounded 30 docker manifest inspect "$image" >/dev/null 2>&1; then

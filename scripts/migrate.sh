@@ -7,7 +7,10 @@ set -o errexit -o pipefail -o nounset
 
 compose=${COMPOSE:-docker compose}
 
-if ! $compose config --services | grep -qx db; then
+# Read whole first: `grep -q` stops reading at its match, and compose, writing on into the
+# closed pipe, would fail the pipeline (pipefail), passing for "no db service".
+services=$($compose config --services)
+if ! grep -qx db <<<"$services"; then
   echo "migrate: no db service in the compose files (compose.db.yaml absent): nothing to migrate"
   exit 0
 fi

@@ -2,7 +2,7 @@
 connections Postgres sees stay under PgBouncer's bound at 8 replicas under load, a request
 past the bound waits, then gets a JSON 503 (never a 500, never a hang), and no write that
 was acknowledged is lost through a rollout, scaling down and up, a SIGKILLed replica and a
-restart of Postgres itself."""
+restart of Postgres itself, and none fails but those a SIGKILL cuts."""
 
 import threading
 import time
@@ -93,9 +93,10 @@ def test_no_acknowledged_write_is_lost_through_rollout_scaling_a_sigkill_and_a_d
     )
     assert not lost, sorted(lost)[:10]
     assert not doubled, doubled
-    # Through the rollout and the scaling nothing may fail; a SIGKILL cuts the requests in
-    # flight on that replica, and a Postgres restart those in a transaction at that moment.
-    for name, _, failed in phases[:3]:
-        assert failed == 0, (name, [f"{o.status} {o.body or o.error}" for o in writes.unacknowledged()][:10])
-    unacknowledged = writes.unacknowledged()
-    assert {o.status for o in unacknowledged} <= {0, 502, 503}, [(o.status, o.body) for o in unacknowledged][:10]
+    # Nothing may fail but what a SIGKILL cuts: the writes in flight on that replica, which
+    # nginx answers 502 (it never sends a POST twice). Through Postgres's restart the
+    # transactions cut short are run again (stack/database.py's run): a wait, not an error.
+    unacknowledged = [(o.status, o.body or o.error) for o in writes.unacknowledged()][:10]
+    for name, _, failed in phases:
+        assert failed == 0 or name == "a replica SIGKILLed", (name, unacknowledged)
+    assert {o.status for o in writes.unacknowledged()} <= {502}, unacknowledged

@@ -116,10 +116,11 @@ def test_a_rollout_whose_migration_adds_a_column_fails_no_request(rollout_stack,
         WriteLoop(rollout_stack.base_url, clients=3, max_seconds=400) as writes,
     ):
         load.wait_for_requests(50)
-        rollout_stack.make("rollout", "APP_VERSION=expanded", timeout=900)
+        rolled = rollout_stack.make("rollout", "APP_VERSION=expanded", timeout=900)
         load.wait_for_requests(len(load.outcomes) + 20)
     assert versions(rollout_stack) == {"expanded"}
-    assert sql(rollout_stack, "SELECT version_num FROM alembic_version") == [["0002"]]
+    migrated = [line for line in rolled.stdout.splitlines() if line.startswith("migrate:")]
+    assert sql(rollout_stack, "SELECT version_num FROM alembic_version") == [["0002"]], migrated
     assert sql(rollout_stack, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == [["1"]]
     load.report("make rollout with an expanding migration (GETs)")
     writes_line = f"{len(writes.unacknowledged())} failed of {len(writes.outcomes)} writes"

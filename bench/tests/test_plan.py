@@ -34,7 +34,8 @@ def test_the_default_configuration_runs_once_with_no_gunicorn_variables():
 def test_every_server_is_measured_direct_and_behind_nginx_at_every_client_count():
     plan = make_plan("quick", cpus=2)
     points = list(plan.measurements())
-    per_server = len(plan.vias) * (len(plan.endpoints) * len(plan.clients) + len(plan.mixed_clients))
+    per_path = sum(len(plan.clients_of(endpoint)) for endpoint in plan.endpoints) + len(plan.mixed_clients)
+    per_server = len(plan.vias) * per_path
     assert len(points) == len(plan.servers) * per_server
     assert {via for _, via, _, _ in points} == {"direct", "nginx"}
     assert sum(1 for _, _, endpoint, _ in points if endpoint is MIXED) == len(plan.servers) * 2

@@ -11,8 +11,8 @@ from pathlib import Path
 import docker
 
 from . import growth, growth_report, plots, report, targets, tuning
-from .containers import Containers
-from .plan import default_server, make_plan, tuning_variants
+from .containers import Containers, DatabaseAccess
+from .plan import Database, default_server, make_plan, tuning_variants
 from .run import Runner, add_bounds, usable_cores
 
 
@@ -51,17 +51,28 @@ def main(argv=None):
         return write(result, args.out)
 
     cores = usable_cores()
+    # PgBouncer's pool and each worker's (bench/compose.yaml sets both, and PgBouncer's own).
+    database = Database(
+        pgbouncer_pool=int(os.environ["BENCH_PGBOUNCER_POOL_SIZE"]),
+        worker_pool=int(os.environ["BENCH_APP_DB_POOL_SIZE"]),
+    )
     containers = Containers(
         network=os.environ["BENCH_NETWORK"],
         servers_image=os.environ["BENCH_SERVERS_IMAGE"],
         nginx_image=os.environ["BENCH_NGINX_IMAGE"],
         outbound_url=os.environ["BENCH_OUTBOUND_URL"],
+        database=DatabaseAccess(
+            host=os.environ["BENCH_DB_HOST"],
+            port=int(os.environ["BENCH_DB_PORT"]),
+            password_file=os.environ["BENCH_DB_PASSWORD_FILE"],
+            pool_size=database.worker_pool,
+        ),
     )
     if args.plan == "tuning":
         return compare_tunings(containers, cores, args.duration or 3, args.out)
     if args.plan == "growth":
         return measure_growth(containers, cores, args.duration or 5, args.out)
-    plan = make_plan(args.plan, cores, args.duration)
+    plan = make_plan(args.plan, cores, args.duration, database)
     runner = Runner(plan, containers, cores)
     print(
         f"benchmark: plan {plan.name}, {runner.progress.total} measurements of {plan.duration}s "
@@ -78,6 +89,10 @@ def main(argv=None):
             "clients": list(plan.clients),
             "paired_rounds": plan.paired_rounds,
             "paired_duration": plan.paired_duration,
+            "database": {
+                "pgbouncer_pool_size": plan.database.pgbouncer_pool,
+                "app_db_pool_size": plan.database.worker_pool,
+            },
         },
         "compute_ms": runner.compute_ms or 0.0,
         "settings": runner.settings,

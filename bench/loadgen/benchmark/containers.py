@@ -3,6 +3,7 @@
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 import docker
 
@@ -13,27 +14,64 @@ QUICK_ANSWER_S = 0.05
 SETTLE_TIMEOUT_S = 2
 
 
+# Where the stack reads the database password (APP_DB_PASSWORD_FILE's default, and where
+# Compose mounts the db_password secret): a path, not a password.
+DB_PASSWORD_PATH = "/run/secrets/db_password"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class DatabaseAccess:
+    """How every server under test reaches the benchmark's database, as compose.db.yaml sets
+    the stack's web service up: through PgBouncer, the password a read-only file."""
+
+    host: str
+    port: int
+    # On the Docker host (bench/run.sh writes it in a scratch folder): mounted, never copied.
+    password_file: str
+    # Each worker process's psycopg pool (APP_DB_POOL_SIZE).
+    pool_size: int
+
+    def environment(self):
+        return {
+            "APP_DB_HOST": self.host,
+            "APP_DB_PORT": str(self.port),
+            "APP_DB_PASSWORD_FILE": DB_PASSWORD_PATH,
+            "APP_DB_POOL_SIZE": str(self.pool_size),
+        }
+
+    def volumes(self):
+        return {self.password_file: {"bind": DB_PASSWORD_PATH, "mode": "ro"}}
+
+
 class Containers:
     """The server under test (network alias `web`) and the nginx in front of it (`nginx`).
 
     The tuning comparison runs several pairs at once, under aliases of their own."""
 
-    def __init__(self, network, servers_image, nginx_image, outbound_url):
+    def __init__(self, network, servers_image, nginx_image, outbound_url, database=None):
         self.client = docker.from_env()
         self.network = network
         self.servers_image = servers_image
         self.nginx_image = nginx_image
         self.outbound_url = outbound_url
+        # None: the servers get no database (its endpoint then answers 404).
+        self.database = database
 
     def remove_leftovers(self):
         for container in self.client.containers.list(all=True, filters={"label": LABEL}):
             container.remove(force=True, v=True)
 
     def start_server(self, server, alias="web", extra_aliases=()):
-        # The probes are the endpoints measured; /api/outbound calls the slow upstream.
-        env = {"APP_PROBES": "on", "APP_OUTBOUND_URL": self.outbound_url, **server.env}
+        # The probes are the endpoints measured; /api/outbound calls the slow upstream, and
+        # /api/db/sleep the database, as the stack's own web service does with compose.db.yaml.
+        env = {"APP_PROBES": "on", "APP_OUTBOUND_URL": self.outbound_url}
+        volumes = {}
+        if self.database is not None:
+            env |= self.database.environment()
+            volumes = self.database.volumes()
+        env |= server.env
         command = list(server.command) if server.command else None
-        return self._run(self.servers_image, alias, extra_aliases, command=command, environment=env)
+        return self._run(self.servers_image, alias, extra_aliases, command=command, environment=env, volumes=volumes)
 
     def start_nginx(self, server, alias="nginx", upstream="web"):
         # The stack's defaults, but no per-client limits: every request comes from one client here.

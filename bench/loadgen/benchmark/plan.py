@@ -45,12 +45,37 @@ class Endpoint:
     cpu_bound: bool = False
     # For the mixed workload: weight:path pairs for wrk/mixed.lua.
     mix: tuple = ()
+    # Waits holding a pooled database connection: the connections bound it too (Database).
+    database: bool = False
+
+
+@dataclass(frozen=True)
+class Database:
+    """The connections the database endpoint's requests can hold at once.
+
+    Every server under test reaches Postgres through the benchmark's PgBouncer (transaction
+    pooling), as the stack's web replicas do: PgBouncer holds at most `pgbouncer_pool` server
+    connections, shared by every worker, and each worker process has its own psycopg pool of
+    at most `worker_pool` (APP_DB_POOL_SIZE). bench/compose.yaml sets both, and the load
+    generator reads them from there; the defaults are the benchmark's, not the stack's (20
+    and 10): Postgres's max_connections is 100, and 80 leaves room for psql and a migration.
+    """
+
+    pgbouncer_pool: int = 80
+    worker_pool: int = 80
+
+    def connections(self, processes):
+        """Requests that can be in the database at once across `processes` worker processes."""
+        return min(self.pgbouncer_pool, self.worker_pool * processes)
 
 
 TRIVIAL = Endpoint("trivial", "/healthz")
 SLEEP = Endpoint("sleep", f"/api/sleep/{IO_WAIT_MS}", io_ms=IO_WAIT_MS)
 OUTBOUND = Endpoint("outbound", f"/api/outbound/{IO_WAIT_MS}", io_ms=IO_WAIT_MS)
 COMPUTE = Endpoint("compute", f"/api/compute/{COMPUTE_ROUNDS}", cpu_bound=True)
+# The seeds' IO-bound case with a real database: a pooled connection held IO_WAIT_MS in
+# Postgres (SELECT pg_sleep), through PgBouncer.
+DB_SLEEP = Endpoint("db-sleep", f"/api/db/sleep/{IO_WAIT_MS}", io_ms=IO_WAIT_MS, database=True)
 # A day of a typical API: mostly quick answers, some waiting on IO, a little CPU work.
 MIXED = Endpoint(
     "mixed",
@@ -272,13 +297,26 @@ class Plan:
     sweep_fractions: tuple = ()
     sweep_duration: int = 5
     sweep_others: bool = False
+    # The database endpoint's client counts, when not `clients` (the quick plan's shorter list).
+    db_clients: tuple = None
+    database: Database = Database()
+
+    def clients_of(self, endpoint):
+        """The client counts an endpoint is measured at."""
+        if endpoint.database and self.db_clients is not None:
+            return self.db_clients
+        return self.clients
+
+    @property
+    def measures_database(self):
+        return any(endpoint.database for endpoint in self.endpoints)
 
     def points(self):
         """The (endpoint, clients) measured on each server and path, in run order."""
         # CPU-bound runs last: a CPU backlog that 1000 clients leave behind can outlast the
         # settling check and would starve the run after it.
-        io_first = [(e, c) for e in self.endpoints if not e.cpu_bound for c in self.clients]
-        cpu_last = [(e, c) for e in self.endpoints if e.cpu_bound for c in self.clients]
+        io_first = [(e, c) for e in self.endpoints if not e.cpu_bound for c in self.clients_of(e)]
+        cpu_last = [(e, c) for e in self.endpoints if e.cpu_bound for c in self.clients_of(e)]
         return io_first + [(MIXED, clients) for clients in self.mixed_clients] + cpu_last
 
     def measurements(self):
@@ -294,12 +332,13 @@ class Plan:
         return [(name, clients) for name in names for clients in self.clients]
 
 
-def make_plan(name, cpus, duration=None):
+def make_plan(name, cpus, duration=None, database=None):
+    database = database or Database()
     if name == "full":
         return Plan(
             "full",
             tuple(full_servers(cpus)),
-            (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
+            (TRIVIAL, SLEEP, OUTBOUND, DB_SLEEP, COMPUTE),
             clients=(16, 64, 256, 1000),
             mixed_clients=(64,),
             duration=duration or 2,
@@ -309,13 +348,18 @@ def make_plan(name, cpus, duration=None):
             sweep_fractions=tuple(step / 10 for step in range(1, 11)),
             sweep_duration=5,
             sweep_others=True,
+            database=database,
         )
     if name == "quick":
         return Plan(
             "quick",
             tuple(quick_servers(cpus)),
-            (TRIVIAL, SLEEP, OUTBOUND, COMPUTE),
+            (TRIVIAL, SLEEP, OUTBOUND, DB_SLEEP, COMPUTE),
             clients=(64, 1000),
+            # One count, where PgBouncer's pool binds (more clients than its connections) and
+            # the queue for them (256 / 80 x 100 ms) still fits well inside a 1 s run; at 1000
+            # the queue alone would outlast it.
+            db_clients=(256,),
             mixed_clients=(64,),
             duration=duration or 1,
             warmup=1,
@@ -323,5 +367,6 @@ def make_plan(name, cpus, duration=None):
             paired_duration=2,
             sweep_fractions=(0.3, 0.8),
             sweep_duration=2,
+            database=database,
         )
     raise ValueError(f"unknown plan {name!r}: full or quick")

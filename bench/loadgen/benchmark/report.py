@@ -11,6 +11,8 @@ ENDPOINT_TITLES = {
     "trivial": "Trivial endpoint (`GET /healthz`)",
     "sleep": "IO-bound: `GET /api/sleep/100`",
     "outbound": "IO-bound over the network: `GET /api/outbound/100` (an upstream that waits 100 ms)",
+    "db-sleep": "IO-bound in the database: `GET /api/db/sleep/100` (a pooled connection held 100 ms in Postgres, "
+    "through PgBouncer)",
     "compute": "CPU-bound: `GET /api/compute/20000` (20,000 sha256 rounds)",
     "mixed": "Mixed workload (50% trivial, 20% sleep/50, 20% outbound/50, 10% compute/5000)",
     "static": "Static file (`site.css`) via nginx and via Flask, and nginx's own `return 200`",
@@ -35,6 +37,43 @@ def cell(row):
     if stalled(row):
         text += " · †"
     return text
+
+
+def connection_bound(row):
+    """The connections a database row's requests could wait on at once, as the report states it."""
+    if row is None or row.get("db_connections") is None:
+        return ""
+    text = f"db bound {row['db_connections']}"
+    if row.get("slots") is not None and row["slots"] < row["db_connections"]:
+        text = f"{row['slots']} slots; " + text
+    return text
+
+
+def database_section(these, database):
+    """The database rows' connections: the bound, and how long PgBouncer's were in fact held."""
+    out = [""]
+    if database:
+        out += [
+            f"PgBouncer holds at most {database['pgbouncer_pool_size']} server connections, shared by every "
+            f"worker process; each worker's own pool at most {database['app_db_pool_size']} (APP_DB_POOL_SIZE). "
+            "The bound: min(clients, the server's slots, the connections) x 1000 / 100 ms, capped by the CPU "
+            "ceiling. From PgBouncer's counters over each run: how long a transaction held its server "
+            "connection (the bound assumes the 100 ms wait alone), and how long a request waited for one.",
+            "",
+        ]
+    out += [
+        "| server | via | clients | requests/s | connection bound | held per transaction | waited for a connection |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in these:
+        measured = row.get("database") or {}
+        held = f"{measured['held_ms']:,.1f} ms" if measured.get("held_ms") is not None else "not read"
+        queued = f"{measured['queued_ms']:,.1f} ms" if measured.get("queued_ms") is not None else "not read"
+        out.append(
+            f"| {row['server']} | {row['via']} | {row['clients']} | {row['rps']:,.0f} | {connection_bound(row)} | "
+            f"{held} | {queued} |"
+        )
+    return out
 
 
 def claims(rows):
@@ -215,12 +254,15 @@ def render(result):
         if not these:
             continue
         clients = sorted({row["clients"] for row in these})
+        # The database rows state their connection bound beside the server.
+        bound_column = any(row.get("db_connections") is not None for row in these)
         out += [
             "",
             f"### {title}",
             "",
-            "| server | via | " + " | ".join(f"{c} clients" for c in clients) + " |",
-            "| --- | --- | " + " | ".join("---" for _ in clients) + " |",
+            "| server | via | " + ("connection bound | " if bound_column else "")
+            + " | ".join(f"{c} clients" for c in clients) + " |",
+            "| --- | --- | " + ("--- | " if bound_column else "") + " | ".join("---" for _ in clients) + " |",
         ]
         seen = []
         for row in these:
@@ -229,7 +271,14 @@ def render(result):
         for server, via in seen:
             cells = [cell(pick(these, server, via, count)) for count in clients]
             name = f"**{server}**" if any(r["default"] for r in these if r["server"] == server) else server
-            out.append(f"| {name} | {via} | " + " | ".join(cells) + " |")
+            bound = ""
+            if bound_column:
+                # The server's and the database's, whatever the clients.
+                first = next(r for r in these if r["server"] == server and r["via"] == via)
+                bound = connection_bound(first) + " | "
+            out.append(f"| {name} | {via} | {bound}" + " | ".join(cells) + " |")
+        if bound_column:
+            out += database_section(these, plan.get("database"))
     short = [row for row in rows if row["seed"] and row.get("shortfall")]
     if short:
         out += ["", "## Seed configurations below 90% of their bound, and why", ""]

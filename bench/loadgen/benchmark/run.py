@@ -6,10 +6,10 @@ import statistics
 import urllib.error
 import urllib.request
 
-from . import bounds, openloop, runoff, sweep, wrk
+from . import bounds, openloop, pgbouncer, runoff, sweep, wrk
 from .containers import Containers, effective_settings, settles, wait_until_serving
 from .cpu import CpuMeter, per_request_us
-from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
+from .plan import COMPUTE, DB_SLEEP, SLEEP, STATIC_FILE, TRIVIAL
 from .progress import Progress
 from .targets import BARE_PROXY, OPEN_LOOP_FRACTION, SLEEP_1000, STACK_WITHOUT_LOG
 
@@ -34,6 +34,12 @@ PAIRED = {
     # The sleep target: its CPU ceiling is "trivial nginx" in the same rounds.
     SLEEP_1000: NGINX + SLEEP.path,
 }
+
+
+# The warm-up when the plan measures the database: the trivial endpoint, and a short wait in
+# the database, so every worker has imported psycopg and opened its pool before the first
+# measurement (gunicorn's workers open it as they start, other servers at the first request).
+DB_WARMUP_MIX = ("3:" + TRIVIAL.path, "1:" + DB_SLEEP.path.rsplit("/", 1)[0] + "/1")
 
 
 def paired_clients(name):
@@ -78,6 +84,8 @@ class Runner:
         self.open_loop_rounds = []
         # The sweep (sweep.py): each workload's ceiling on the default, then every point.
         self.sweeps = {"ceilings": {}, "points": []}
+        # PgBouncer's counters, read around each database measurement.
+        self.pgbouncer = pgbouncer.Stats(containers.client, containers.network) if plan.measures_database else None
         points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
         runoff_rounds = plan.paired_rounds if runoff.CLIENTS in plan.mixed_clients else 0
         alternatives = sum(server.alternative for server in plan.servers)
@@ -153,7 +161,15 @@ class Runner:
         for via in self.plan.vias:
             base, web = self.deploy(server, via)
             for endpoint, clients in self.plan.points():
+                before = self.pgbouncer.snapshot() if endpoint.database else None
                 measured = wrk.run(base + endpoint.path, clients, self.plan.duration, endpoint.mix)
+                if endpoint.database:
+                    measured["database"] = pgbouncer.per_transaction(
+                        before,
+                        self.pgbouncer.snapshot(),
+                        connections=self.plan.database.connections(server.processes),
+                        wait_ms=endpoint.io_ms,
+                    )
                 self.record(server, via, endpoint.name, clients, measured)
                 if not settles(base + TRIVIAL.path):
                     # Still busy with requests the last clients left queued: start afresh, so
@@ -216,7 +232,10 @@ class Runner:
             self.deployed["nginx"] = nginx
             wait_until_serving(NGINX + TRIVIAL.path, nginx)
             base = NGINX
-        wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)
+        if self.plan.measures_database:
+            wrk.run(base + "/", 16, self.plan.warmup, DB_WARMUP_MIX)
+        else:
+            wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)
         return base, web
 
     def record(self, server, via, endpoint, clients, measured):
@@ -285,16 +304,20 @@ def add_bounds(rows, plan, cores, compute_ms):
                 cores=cores,
                 compute_ms=compute_ms,
                 cpu_ceiling=ceilings.get((row["server"], row["via"])),
+                database=plan.database,
             )
         row["bound_rps"] = bound
         row["bound_kind"] = kind
         row["fraction"] = row["rps"] / bound if bound else None
-        queued_too_long = bool(
-            server
-            and endpoint
-            and endpoint.io_ms
-            and server.slots
-            and row["clients"] / server.slots * endpoint.io_ms / 1000 > plan.duration / 2
-        )
+        queued_too_long = False
+        if server and endpoint and endpoint.io_ms:
+            waiting_at_once, _ = bounds.in_flight(server, endpoint, row["clients"], plan.database)
+            # Each client's request waits behind clients / waiting_at_once others' waits.
+            queued_too_long = row["clients"] / waiting_at_once * endpoint.io_ms / 1000 > plan.duration / 2
+        if server and endpoint and endpoint.database:
+            # The connection bound, stated in the report's row: the database's, and the
+            # server's own slots when it has fewer.
+            row["db_connections"] = plan.database.connections(server.processes)
+            row["slots"] = server.slots
         row["shortfall"] = bounds.shortfall_reason(row, queued_too_long)
     return rows

@@ -12,6 +12,7 @@ GUNICORN_PRELOAD) would leave every query blocking the whole worker (docs/databa
 
 import socket
 import threading
+import time
 from contextlib import contextmanager
 
 _pool = None
@@ -86,7 +87,7 @@ def connection(settings):
     """A connection of this process's pool, in a transaction committed when the block ends
     without an exception. Waiting out the pool's timeout, or the database failing while the
     block runs, raises Unavailable: the request's answer is a 503, never a 500."""
-    from psycopg import OperationalError
+    from psycopg import InterfaceError, InternalError, OperationalError
     from psycopg_pool import PoolTimeout
 
     pool = open_pool(settings)
@@ -95,9 +96,34 @@ def connection(settings):
             yield conn
     except PoolTimeout as error:
         raise Unavailable(f"no database connection within {settings['DB_POOL_TIMEOUT']} s") from error
-    except OperationalError as error:
+    # The database or PgBouncer going away mid-transaction: a lost connection (Operational),
+    # one already closed (Interface), or a reply that no longer fits the protocol's exchange
+    # (Internal: PgBouncer answering for a server connection that crashed). The pool drops
+    # such a connection when it comes back. An error in the SQL itself stays a 500: a bug.
+    except (OperationalError, InterfaceError, InternalError) as error:
         raise Unavailable(f"the database could not be reached: {_first_line(error)}") from error
 
 
 def _first_line(error):
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def run(settings, work):
+    """`work(conn)` in a transaction of its own, its result returned once committed. A
+    transaction that failed because the database went away (a restart, a failover) is run
+    again on a fresh connection, after a short pause, until APP_DB_POOL_TIMEOUT has passed:
+    a restart of Postgres is a wait, not an error. Only for work that may run twice: the
+    probes' are, since a write is keyed by its request's id (docs/database.md)."""
+    deadline = time.monotonic() + settings["DB_POOL_TIMEOUT"]
+    pause = 0.1
+    while True:
+        try:
+            with connection(settings) as conn:
+                result = work(conn)
+                conn.commit()
+                return result
+        except Unavailable:
+            if time.monotonic() + pause >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 1.0)
