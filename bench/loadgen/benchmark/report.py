@@ -256,13 +256,13 @@ def render(result):
         clients = sorted({row["clients"] for row in these})
         # The database rows state their connection bound beside the server.
         bound_column = any(row.get("db_connections") is not None for row in these)
+        head = ["server", "via", *(["connection bound"] if bound_column else []), *(f"{c} clients" for c in clients)]
         out += [
             "",
             f"### {title}",
             "",
-            "| server | via | " + ("connection bound | " if bound_column else "")
-            + " | ".join(f"{c} clients" for c in clients) + " |",
-            "| --- | --- | " + ("--- | " if bound_column else "") + " | ".join("---" for _ in clients) + " |",
+            "| " + " | ".join(head) + " |",
+            "| " + " | ".join("---" for _ in head) + " |",
         ]
         seen = []
         for row in these:

@@ -51,7 +51,7 @@ def test_the_password_comes_from_its_file_without_the_newline(tmp_path):
     secret.write_text("s3cret value\n")
     settings = {**settings_from_env({"APP_DB_HOST": "pgbouncer"}), "DB_PASSWORD_FILE": str(secret)}
     arguments = database.connection_arguments(settings)
-    assert arguments["password"] == "s3cret value"
+    assert arguments["password"] == secret.read_text().removesuffix("\n")
     assert arguments["host"] == "pgbouncer" and arguments["port"] == 5432
     # Transaction pooling hands each transaction any server connection: nothing is prepared.
     assert arguments["prepare_threshold"] is None
