@@ -65,15 +65,19 @@ def server_connections(stack):
 
 class WriteLoop:
     """Clients POSTing /api/db/writes, each write a new id, on a new connection each time.
-    Every answer is kept by id: a 201 is an acknowledged write, which must be in the table."""
+    Every answer is kept by id: a 201 is an acknowledged write, which must be in the table.
+    With `retries`, a client sends a write that was not acknowledged again under the same
+    id, as a client with an idempotency key does (`retried` lists those)."""
 
-    def __init__(self, base_url, clients=6, max_seconds=240, max_requests=100_000):
+    def __init__(self, base_url, clients=6, max_seconds=240, max_requests=100_000, retries=0):
         self.base_url = base_url
         self.clients = clients
         self.max_seconds = max_seconds
         self.max_requests = max_requests
+        self.retries = retries
         self.prefix = f"write-{uuid.uuid4().hex[:10]}-"
         self.outcomes = []
+        self.retried = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = []
@@ -84,15 +88,23 @@ class WriteLoop:
         while not self._stop.is_set() and time.monotonic() < deadline and len(self.outcomes) < self.max_requests:
             write_id = f"{self.prefix}{index}-{turn}"
             turn += 1
-            outcome = one_request(
-                self.base_url,
-                "/api/db/writes",
-                method="POST",
-                headers={"X-Request-ID": write_id, "Content-Type": "application/octet-stream"},
-                body=write_id.encode(),
-            )
-            with self._lock:
-                self.outcomes.append(outcome)
+            for attempt in range(1 + self.retries):
+                if attempt:
+                    time.sleep(0.2)
+                outcome = one_request(
+                    self.base_url,
+                    "/api/db/writes",
+                    method="POST",
+                    headers={"X-Request-ID": write_id, "Content-Type": "application/octet-stream"},
+                    body=write_id.encode(),
+                )
+                with self._lock:
+                    if attempt:
+                        self.retried.append(outcome)
+                    else:
+                        self.outcomes.append(outcome)
+                if outcome.status == 201:
+                    break
 
     def __enter__(self):
         for index in range(self.clients):
@@ -116,9 +128,14 @@ class WriteLoop:
             time.sleep(0.05)
 
     def acknowledged(self):
-        return {o.request_id for o in self.outcomes if o.status == 201}
+        return {o.request_id for o in self.outcomes + self.retried if o.status == 201}
 
     def unacknowledged(self):
+        """Writes with no 201 to any attempt."""
+        acknowledged = self.acknowledged()
+        return [o for o in self.outcomes if o.request_id not in acknowledged]
+
+    def first_tries_failed(self):
         return [o for o in self.outcomes if o.status != 201]
 
     def stored(self, stack):

@@ -10,7 +10,7 @@ import pytest
 from database import DB_FILES, WriteLoop, database_stack, sql
 
 from composed import ROOT
-from load import LoadLoop
+from load import LoadLoop, record
 
 BROKEN_MIGRATION = '''"""A migration that fails half-way: its first step is rolled back with it."""
 
@@ -113,7 +113,7 @@ def test_a_rollout_whose_migration_adds_a_column_fails_no_request(rollout_stack,
     paths = ["/api/whoami", "/api/db/sleep/20"]
     with (
         LoadLoop(rollout_stack.base_url, paths, clients=4, max_seconds=400) as load,
-        WriteLoop(rollout_stack.base_url, clients=3, max_seconds=400) as writes,
+        WriteLoop(rollout_stack.base_url, clients=3, max_seconds=400, retries=3) as writes,
     ):
         load.wait_for_requests(50)
         rolled = rollout_stack.make("rollout", "APP_VERSION=expanded", timeout=900)
@@ -123,8 +123,13 @@ def test_a_rollout_whose_migration_adds_a_column_fails_no_request(rollout_stack,
     assert sql(rollout_stack, "SELECT version_num FROM alembic_version") == [["0002"]], migrated
     assert sql(rollout_stack, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == [["1"]]
     load.report("make rollout with an expanding migration (GETs)")
-    writes_line = f"{len(writes.unacknowledged())} failed of {len(writes.outcomes)} writes"
-    print(f"make rollout with an expanding migration (writes): {writes_line}")
+    first_tries = writes.first_tries_failed()
+    record(
+        f"make rollout with an expanding migration (writes): {len(first_tries)} first tries failed "
+        f"{[o.status for o in first_tries]} of {len(writes.outcomes)}, {len(writes.unacknowledged())} after retries"
+    )
     assert not load.failures, load.describe_failures()
+    # As in test_database_at_scale.py: only a 502 at a replica's listener closing, retried.
+    assert {o.status for o in first_tries} <= {502}, [(o.status, o.body) for o in first_tries][:10]
     assert not writes.unacknowledged(), [(o.status, o.body) for o in writes.unacknowledged()][:10]
     assert writes.acknowledged() <= set(writes.stored(rollout_stack))
