@@ -4,6 +4,9 @@ under a lock, backups that restore, and a database outage that costs only the ro
 need it."""
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -11,7 +14,7 @@ import uuid
 import pytest
 from database import database_stack, sql
 
-from composed import wait_for
+from composed import ROOT, compose_config, wait_for
 
 # Seconds a request may wait for the database (APP_DB_POOL_TIMEOUT's and PgBouncer's
 # query_wait_timeout's defaults are 5), with room for a busy machine.
@@ -167,3 +170,25 @@ def test_with_the_database_stopped_only_its_routes_fail_fast_healthz_stays_up_an
     replica.reload()
     assert replica.attrs["State"]["StartedAt"] == started_at and replica.attrs["RestartCount"] == 0
     print(f"database stopped: 503 in {waited:.2f}s; back {recovered:.1f}s after db started")
+
+
+def test_deleting_compose_db_yaml_is_the_one_step_to_a_stack_without_a_database(tmp_path):
+    """What an app without a database does: delete compose.db.yaml. The Makefile then names
+    no database file and writes no password, and make migrate has nothing to do."""
+    for name in ("Makefile", "compose.yaml", "compose.override.yaml", "compose.prod.yaml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    (tmp_path / "scripts").symlink_to(ROOT / "scripts")
+    planned = subprocess.run(
+        ["make", "-n", "up", "prod-up", "migrate", "COMPOSE=docker compose"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "compose.yaml" in planned and "compose.db.yaml" not in planned and "db-password.sh" not in planned
+    project = f"no-db-{uuid.uuid4().hex[:8]}"
+    files = f"docker compose -p {project} -f {tmp_path / 'compose.yaml'} -f {tmp_path / 'compose.override.yaml'}"
+    migrated = subprocess.run(
+        [str(ROOT / "scripts/migrate.sh")], env={**os.environ, "COMPOSE": files},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert migrated.returncode == 0 and "nothing to migrate" in migrated.stdout, migrated.stdout + migrated.stderr
+    web = compose_config(str(tmp_path / "compose.yaml"))["services"]["web"]
+    assert "APP_DB_HOST" not in web.get("environment", {}) and not web.get("secrets")
