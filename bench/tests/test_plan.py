@@ -1,6 +1,6 @@
 """The plans: the seed's configurations, the default one, each measured direct and behind nginx."""
 
-from benchmark.plan import MIXED, make_plan
+from benchmark.plan import DB_SLEEP, MIXED, SLEEP, Database, default_server, flask_dev, gunicorn, make_plan
 
 
 def test_the_full_plan_has_the_seed_matrix_and_the_other_servers():
@@ -58,3 +58,44 @@ def test_the_cpu_bound_endpoint_runs_last_on_each_server_and_path():
     first = [endpoint.name for server, via, endpoint in points if server is plan.servers[0] and via == "direct"]
     assert first[-len(plan.clients) :] == ["compute"] * len(plan.clients)
     assert first.index("mixed") < first.index("compute")
+
+
+def test_the_database_endpoint_joins_the_io_matrix_at_the_same_client_counts_in_the_full_plan():
+    plan = make_plan("full", cpus=2)
+    assert DB_SLEEP in plan.endpoints
+    assert plan.clients_of(DB_SLEEP) == plan.clients_of(SLEEP) == (16, 64, 256, 1000)
+    measured = {(server.name, via) for server, via, endpoint, _ in plan.measurements() if endpoint is DB_SLEEP}
+    assert measured == {(server.name, via) for server in plan.servers for via in plan.vias}
+
+
+def test_the_quick_plan_measures_the_database_once_per_server_and_path_where_the_pool_binds():
+    plan = make_plan("quick", cpus=2)
+    counts = [clients for _, _, endpoint, clients in plan.measurements() if endpoint is DB_SLEEP]
+    assert counts == [256] * len(plan.servers) * len(plan.vias)
+    # More clients than PgBouncer's connections, and their queue well inside one run.
+    (clients,) = plan.clients_of(DB_SLEEP)
+    assert clients > plan.database.pgbouncer_pool
+    assert clients / plan.database.pgbouncer_pool * DB_SLEEP.io_ms / 1000 < plan.duration / 2
+
+
+def test_the_database_endpoint_runs_before_the_cpu_bound_one():
+    points = [endpoint.name for endpoint, _ in make_plan("quick", cpus=2).points()]
+    assert points.index("db-sleep") < points.index("compute")
+
+
+def test_the_plans_carry_the_pools_they_are_given():
+    pools = Database(pgbouncer_pool=20, worker_pool=10)
+    assert make_plan("quick", cpus=2, database=pools).database == pools
+    assert make_plan("full", cpus=2).database == Database(pgbouncer_pool=80, worker_pool=80)
+
+
+def test_the_database_warm_up_grows_the_pools_as_far_as_the_measurements_use_them():
+    quick, full = make_plan("quick", cpus=2), make_plan("full", cpus=2)
+    # gevent w2: both workers' pools of 80, under the 256 clients measured.
+    assert quick.database_warmup_clients(default_server(2)) == 160
+    # One process: its one pool.
+    assert quick.database_warmup_clients(flask_dev()) == 80
+    # Four requests at a time: more would only queue, and leave a backlog.
+    assert quick.database_warmup_clients(gunicorn("sync", 4)) == 4
+    assert full.database_warmup_clients(gunicorn("gevent", 4)) == 320
+    assert make_plan("quick", cpus=2, database=Database(80, 10)).database_warmup_clients(default_server(2)) == 20

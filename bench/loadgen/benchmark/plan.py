@@ -311,6 +311,14 @@ class Plan:
     def measures_database(self):
         return any(endpoint.database for endpoint in self.endpoints)
 
+    def database_warmup_clients(self, server):
+        """Clients enough to grow every worker's pool as far as the database measurements can
+        use it (Runner.warm_database): no more than the server serves at once, the largest
+        client count measured, or all the workers' pools together."""
+        most = max((max(self.clients_of(endpoint)) for endpoint in self.endpoints if endpoint.database), default=0)
+        clients = min(most, server.processes * self.database.worker_pool)
+        return clients if server.slots is None else min(clients, server.slots)
+
     def points(self):
         """The (endpoint, clients) measured on each server and path, in run order."""
         # CPU-bound runs last: a CPU backlog that 1000 clients leave behind can outlast the

@@ -9,7 +9,7 @@ import urllib.request
 from . import bounds, openloop, pgbouncer, runoff, sweep, wrk
 from .containers import Containers, effective_settings, settles, wait_until_serving
 from .cpu import CpuMeter, per_request_us
-from .plan import COMPUTE, DB_SLEEP, SLEEP, STATIC_FILE, TRIVIAL
+from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
 from .progress import Progress
 from .targets import BARE_PROXY, OPEN_LOOP_FRACTION, SLEEP_1000, STACK_WITHOUT_LOG
 
@@ -34,12 +34,6 @@ PAIRED = {
     # The sleep target: its CPU ceiling is "trivial nginx" in the same rounds.
     SLEEP_1000: NGINX + SLEEP.path,
 }
-
-
-# The warm-up when the plan measures the database: the trivial endpoint, and a short wait in
-# the database, so every worker has imported psycopg and opened its pool before the first
-# measurement (gunicorn's workers open it as they start, other servers at the first request).
-DB_WARMUP_MIX = ("3:" + TRIVIAL.path, "1:" + DB_SLEEP.path.rsplit("/", 1)[0] + "/1")
 
 
 def paired_clients(name):
@@ -160,22 +154,22 @@ class Runner:
     def run_server(self, server):
         for via in self.plan.vias:
             base, web = self.deploy(server, via)
+            database_warm = False
             for endpoint, clients in self.plan.points():
-                before = self.pgbouncer.snapshot() if endpoint.database else None
-                measured = wrk.run(base + endpoint.path, clients, self.plan.duration, endpoint.mix)
                 if endpoint.database:
-                    measured["database"] = pgbouncer.per_transaction(
-                        before,
-                        self.pgbouncer.snapshot(),
-                        connections=self.plan.database.connections(server.processes),
-                        wait_ms=endpoint.io_ms,
-                    )
+                    if not database_warm:
+                        self.warm_database(server, base, endpoint)
+                        database_warm = True
+                    measured = self.measure_database(server, base, endpoint, clients)
+                else:
+                    measured = wrk.run(base + endpoint.path, clients, self.plan.duration, endpoint.mix)
                 self.record(server, via, endpoint.name, clients, measured)
                 if not settles(base + TRIVIAL.path):
                     # Still busy with requests the last clients left queued: start afresh, so
                     # the next measurement does not pay for them.
                     self.containers.remove_leftovers()
                     base, web = self.deploy(server, via)
+                    database_warm = False
             if server.default and via == "nginx":
                 for name, clients in self.plan.static_measurements():
                     measured = wrk.run(PAIRED[name], clients, self.plan.duration)
@@ -183,6 +177,29 @@ class Runner:
                 self.run_paired()
             self.settings[server.name] = effective_settings(web)
             self.containers.remove_leftovers()
+
+    def warm_database(self, server, base, endpoint):
+        """Open and grow every worker's database pool before the database is measured: psycopg's
+        pool starts with one connection (gunicorn's workers open it as they start, the other
+        servers at their first request) and adds one at a time while requests wait for it, and
+        a 1 s run would mostly measure the growing."""
+        clients = self.plan.database_warmup_clients(server)
+        wrk.run(base + endpoint.path, clients, self.plan.warmup)
+        settles(base + TRIVIAL.path)
+
+    def measure_database(self, server, base, endpoint, clients):
+        """wrk on the database endpoint, with PgBouncer's counters around it (pgbouncer.py)."""
+        _, limit = bounds.in_flight(server, endpoint, clients, self.plan.database)
+        before = self.pgbouncer.drained()
+        measured = wrk.run(base + endpoint.path, clients, self.plan.duration, endpoint.mix)
+        # Where the connections are the bound, the transactions the run left are let end, so
+        # the figures are of whole transactions; where the server's slots are, its backlog can
+        # last many seconds, and the counts are corrected by what is still in progress.
+        after = self.pgbouncer.drained() if limit == "database" else self.pgbouncer.snapshot()
+        measured["database"] = pgbouncer.per_transaction(
+            before, after, connections=self.plan.database.connections(server.processes), wait_ms=endpoint.io_ms
+        )
+        return measured
 
     @property
     def paired(self):
@@ -232,10 +249,7 @@ class Runner:
             self.deployed["nginx"] = nginx
             wait_until_serving(NGINX + TRIVIAL.path, nginx)
             base = NGINX
-        if self.plan.measures_database:
-            wrk.run(base + "/", 16, self.plan.warmup, DB_WARMUP_MIX)
-        else:
-            wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)
+        wrk.run(base + TRIVIAL.path, 16, self.plan.warmup)
         return base, web
 
     def record(self, server, via, endpoint, clients, measured):
