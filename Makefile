@@ -153,7 +153,7 @@ test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker co
 test-swarm: $(VENV)/.installed ## The Swarm tests: a three-node swarm of Docker-in-Docker engines, under load (several minutes)
 	$(PYTHON) -m pytest -m swarm tests
 
-bench: ## Benchmark every server configuration, direct and behind nginx (about 40 min); report in bench/results/latest
+bench: ## Benchmark every server configuration, direct and behind nginx (about 50 min); report in bench/results/latest
 	bench/run.sh full
 
 bench-quick: ## The benchmark's smoke run (a few minutes): one configuration of each server, short runs
