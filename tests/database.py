@@ -5,14 +5,12 @@ counted against the rows afterwards."""
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from composed import ROOT, Stack
-from load import one_request
+from load import LoadLoop, one_request
 
 DB_FILES = ("compose.yaml", "compose.db.yaml")
 
@@ -63,30 +61,23 @@ def server_connections(stack):
     return int(count)
 
 
-class WriteLoop:
-    """Clients POSTing /api/db/writes, each write a new id, on a new connection each time.
-    Every answer is kept by id: a 201 is an acknowledged write, which must be in the table.
-    With `retries`, a client sends a write that was not acknowledged again under the same
-    id, as a client with an idempotency key does (`retried` lists those)."""
+class WriteLoop(LoadLoop):
+    """Clients POSTing /api/db/writes, each write a new id, on a new connection each time
+    (LoadLoop's threads, stop and waits). Every answer is kept by id: a 201 is an
+    acknowledged write, which must be in the table. With `retries`, a client sends a write
+    that was not acknowledged again under the same id, as a client with an idempotency key
+    does (`retried` lists those; `outcomes` holds each write's first try)."""
 
     def __init__(self, base_url, clients=6, max_seconds=240, max_requests=100_000, retries=0):
-        self.base_url = base_url
-        self.clients = clients
-        self.max_seconds = max_seconds
-        self.max_requests = max_requests
+        super().__init__(base_url, ("/api/db/writes",), clients, max_seconds, max_requests)
         self.retries = retries
-        self.prefix = f"write-{uuid.uuid4().hex[:10]}-"
-        self.outcomes = []
         self.retried = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = []
 
     def _client(self, index):
         deadline = time.monotonic() + self.max_seconds
         turn = 0
         while not self._stop.is_set() and time.monotonic() < deadline and len(self.outcomes) < self.max_requests:
-            write_id = f"{self.prefix}{index}-{turn}"
+            write_id = f"{self.request_id_prefix}{index}-{turn}"
             turn += 1
             for attempt in range(1 + self.retries):
                 if attempt:
@@ -106,26 +97,10 @@ class WriteLoop:
                 if outcome.status == 201:
                     break
 
-    def __enter__(self):
-        for index in range(self.clients):
-            thread = threading.Thread(target=self._client, args=(index,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
-    def stop(self):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-    def wait_for_requests(self, count, deadline_s=60):
-        deadline = time.monotonic() + deadline_s
-        while len(self.outcomes) < count:
-            assert time.monotonic() < deadline, f"only {len(self.outcomes)} writes answered in {deadline_s}s"
-            time.sleep(0.05)
+    @property
+    def failures(self):
+        """First tries that were not acknowledged (a write's success is a 201, not a 200)."""
+        return [o for o in self.outcomes if o.status != 201]
 
     def acknowledged(self):
         return {o.request_id for o in self.outcomes + self.retried if o.status == 201}
@@ -135,14 +110,11 @@ class WriteLoop:
         acknowledged = self.acknowledged()
         return [o for o in self.outcomes if o.request_id not in acknowledged]
 
-    def first_tries_failed(self):
-        return [o for o in self.outcomes if o.status != 201]
-
     def stored(self, stack):
         """The ids of this loop's writes in the table, with how often each is there."""
         rows = sql(
             stack,
             "SELECT id, count(*) FROM stack_probe_writes WHERE starts_with(id, :'prefix') GROUP BY id",
-            prefix=self.prefix,
+            prefix=self.request_id_prefix,
         )
         return {write_id: int(count) for write_id, count in rows}

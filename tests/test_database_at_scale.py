@@ -68,12 +68,12 @@ def test_no_acknowledged_write_is_lost_through_rollout_scaling_a_sigkill_and_a_d
     scaled_stack.replicas_answering(2, deadline_s=60)
     phases = []
     with WriteLoop(scaled_stack.base_url, clients=6, retries=3) as writes:
-        writes.wait_for_requests(100)
+        writes.wait_for_requests(100, deadline_s=60)
 
         def phase(name, action):
             before = len(writes.outcomes)
             action()
-            writes.wait_for_requests(len(writes.outcomes) + 50)
+            writes.wait_for_requests(len(writes.outcomes) + 50, deadline_s=60)
             answered = writes.outcomes[before:]
             phases.append((name, len(answered), [o.status for o in answered if o.status != 201]))
 
@@ -89,7 +89,7 @@ def test_no_acknowledged_write_is_lost_through_rollout_scaling_a_sigkill_and_a_d
     for name, answered, failed in phases:
         record(f"writes through {name}: {len(failed)} first tries failed {failed} of {answered} answered during it")
     record(
-        f"writes: {len(writes.outcomes)} sent, {len(writes.first_tries_failed())} first tries failed, "
+        f"writes: {len(writes.outcomes)} sent, {len(writes.failures)} first tries failed, "
         f"{len(writes.retried)} retries under the same id, {len(acknowledged)} acknowledged (201), "
         f"{len(acknowledged & set(stored))} of those found, {len(stored)} stored in all, {len(lost)} lost"
     )
@@ -100,6 +100,6 @@ def test_no_acknowledged_write_is_lost_through_rollout_scaling_a_sigkill_and_a_d
     # closing on connections it had not yet taken: docs/database.md). Through Postgres's
     # restart the transactions cut short are run again (stack/database.py's run): a wait.
     # The client's retry under the same id then stores each write once.
-    failures = [(o.status, o.body or o.error) for o in writes.first_tries_failed()][:10]
-    assert {o.status for o in writes.first_tries_failed()} <= {502}, failures
+    failures = [(o.status, o.body or o.error) for o in writes.failures][:10]
+    assert {o.status for o in writes.failures} <= {502}, failures
     assert not writes.unacknowledged(), failures

@@ -12,7 +12,12 @@ from database import DB_FILES, WriteLoop, database_stack, sql
 from composed import ROOT
 from load import LoadLoop, record
 
-BROKEN_MIGRATION = '''"""A migration that fails half-way: its first step is rolled back with it."""
+
+def migration_0002(purpose, upgrade, downgrade="pass"):
+    """The text of a migration 0002 after the stack's 0001: `upgrade` (its statements, in
+    order) and `downgrade` are the bodies of its two functions."""
+    upgrade = "\n    ".join(upgrade)
+    return f'''"""{purpose}"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,32 +29,24 @@ depends_on = None
 
 
 def upgrade():
-    op.add_column("stack_probe_writes", sa.Column("note", sa.Text(), nullable=True))
-    op.execute("SELECT no_such_column FROM stack_probe_writes")
+    {upgrade}
 
 
 def downgrade():
-    pass
+    {downgrade}
 '''
 
-EXPANDING_MIGRATION = '''"""Expand: a nullable column, which the version still serving never names."""
 
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.add_column("stack_probe_writes", sa.Column("note", sa.Text(), nullable=True))
-
-
-def downgrade():
-    op.drop_column("stack_probe_writes", "note")
-'''
+ADD_NOTE = 'op.add_column("stack_probe_writes", sa.Column("note", sa.Text(), nullable=True))'
+BROKEN_MIGRATION = migration_0002(
+    "A migration that fails half-way: its first step is rolled back with it.",
+    (ADD_NOTE, 'op.execute("SELECT no_such_column FROM stack_probe_writes")'),
+)
+EXPANDING_MIGRATION = migration_0002(
+    "Expand: a nullable column, which the version still serving never names.",
+    (ADD_NOTE,),
+    'op.drop_column("stack_probe_writes", "note")',
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +120,7 @@ def test_a_rollout_whose_migration_adds_a_column_fails_no_request(rollout_stack,
     assert sql(rollout_stack, "SELECT version_num FROM alembic_version") == [["0002"]], migrated
     assert sql(rollout_stack, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'") == [["1"]]
     load.report("make rollout with an expanding migration (GETs)")
-    first_tries = writes.first_tries_failed()
+    first_tries = writes.failures
     record(
         f"make rollout with an expanding migration (writes): {len(first_tries)} first tries failed "
         f"{[o.status for o in first_tries]} of {len(writes.outcomes)}, {len(writes.unacknowledged())} after retries"
