@@ -18,15 +18,14 @@ import time
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from .. import database
-from .answers import bounded_int, request_id, served_by
+from .answers import bounded_int, json_error, request_id, served_by
 
 blueprint = Blueprint("database_probes", __name__)
 
 
 def _unavailable(error):
     """The database could not answer in time: a retryable 503, as JSON like every probe error."""
-    response = jsonify(error="database_unavailable", status=503, message=str(error), request_id=request_id())
-    response.status_code = 503
+    response = json_error(503, "database_unavailable", str(error))
     response.headers["Retry-After"] = "1"
     return response
 
