@@ -126,7 +126,9 @@ def test_a_rollout_whose_migration_adds_a_column_fails_no_request(rollout_stack,
         f"{[o.status for o in first_tries]} of {len(writes.outcomes)}, {len(writes.unacknowledged())} after retries"
     )
     assert not load.failures, load.describe_failures()
-    # As in test_database_at_scale.py: only a 502 at a replica's listener closing, retried.
-    assert {o.status for o in first_tries} <= {502}, [(o.status, o.body) for o in first_tries][:10]
+    # The GETs beside the writes meet each draining replica's 503, so nginx has stopped
+    # choosing it before its listener closes: not even a first try fails. (With POSTs alone
+    # one can, at that close: test_database_at_scale.py and docs/database.md.)
+    assert not first_tries, [(o.status, o.body or o.error) for o in first_tries][:10]
     assert not writes.unacknowledged(), [(o.status, o.body) for o in writes.unacknowledged()][:10]
     assert writes.acknowledged() <= set(writes.stored(rollout_stack))
