@@ -48,7 +48,10 @@ if [[ $plan == growth ]]; then
   growth
   exit 0
 fi
-"${bench[@]}" run --rm loadgen --plan "$plan" ${BENCH_DURATION:+--duration "$BENCH_DURATION"}
+# BENCH_VARIANTS (tuning only): words naming the variants to run beside the default.
+read -r -a variants <<<"${BENCH_VARIANTS:-}"
+"${bench[@]}" run --rm loadgen --plan "$plan" ${BENCH_DURATION:+--duration "$BENCH_DURATION"} \
+  ${variants[@]:+--variants "${variants[@]}"}
 if [[ $plan == full ]]; then
   growth
 fi

@@ -32,3 +32,42 @@ def test_the_default_comes_first_and_every_variant_differs_from_it():
     assert variants[0].default and variants[0].env == {} and variants[0].nginx_env == {}
     assert all(variant.env or variant.nginx_env for variant in variants[1:])
     assert len({variant.name for variant in variants}) == len(variants)
+
+
+def test_the_variants_can_be_narrowed_by_words_of_their_names_and_the_default_always_runs():
+    variants = tuning_variants(cpus=2, chosen=("turns", "METRICS"))
+    assert [variant.name for variant in variants[1:]] == [
+        "default, but APP_METRICS=off",
+        "default, but GUNICORN_CONNECTION_TURNS=off",
+    ]
+    assert variants[0].default
+
+
+def open_loop_rounds(p99s, errors=0, kept_up=True):
+    return [
+        {"rps": 2000.0, "p99_ms": p99, "p999_ms": p99 * 2, "errors": errors, "generator_kept_up": kept_up}
+        for p99 in p99s
+    ]
+
+
+def test_open_loop_cells_are_medians_of_the_latency_with_every_rounds_errors_and_lateness_counted():
+    label = tuning.OPEN_LOOP_WORKLOADS[0][0]
+    measured = {
+        "default": {label: open_loop_rounds([150, 900, 160])},
+        "variant": {label: open_loop_rounds([120, 130, 500], errors=2, kept_up=False)},
+    }
+    summary = tuning.summarize(measured, "default")
+    assert summary["default"][label] | {"vs_default": None} == {
+        "rps": 2000.0,
+        "p99_ms": 160,
+        "p999_ms": 320,
+        "errors": 0,
+        "generator_behind": 0,
+        "vs_default": None,
+    }
+    assert summary["variant"][label]["errors"] == 6 and summary["variant"][label]["generator_behind"] == 3
+    ceiling = {"ceiling_rps": 2500.0, "runs": [{"rate_rps": 2500.0, "served": True, "reasons": []}]}
+    text = tuning.render(summary, rounds=3, duration=3, open_loop_ceiling=ceiling)
+    assert "| variant | 130 · 260 ms · 6 (generator behind in 3) |" in text
+    assert "| default | 160 · 320 ms · 0 |" in text
+    assert "open-loop ceiling: 2,500 requests/s" in text

@@ -41,6 +41,12 @@ def main(argv=None):
     parser.add_argument("--duration", type=int, help="seconds of load per measurement (default: the plan's)")
     parser.add_argument("--out", type=Path, default=Path("/results"))
     parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=(),
+        help="tuning plan only: the variants whose names contain one of these words (the default always runs)",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help="measure nothing: judge the targets and write the report and plots from OUT/results.json",
@@ -69,7 +75,7 @@ def main(argv=None):
         ),
     )
     if args.plan == "tuning":
-        return compare_tunings(containers, cores, args.duration or 3, args.out)
+        return compare_tunings(containers, cores, args.duration or 3, args.out, args.variants)
     if args.plan == "growth":
         return measure_growth(containers, cores, args.duration or 5, args.out)
     plan = make_plan(args.plan, cores, args.duration, database)
@@ -112,15 +118,14 @@ def main(argv=None):
     return write(result, args.out)
 
 
-def compare_tunings(containers, cores, duration, folder, rounds=3):
-    variants = tuning_variants(cores)
-    measured = tuning.compare(containers, variants, rounds, duration)
+def compare_tunings(containers, cores, duration, folder, chosen=(), rounds=3):
+    variants = tuning_variants(cores, chosen)
+    measured, open_loop_ceiling = tuning.compare(containers, variants, rounds, duration)
     summary = tuning.summarize(measured, variants[0].name)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tuning.json").write_text(
-        json.dumps({"machine": machine_facts(cores), "summary": summary, "measured": measured}, indent=1) + "\n"
-    )
-    text = tuning.render(summary, rounds, duration)
+    facts = {"machine": machine_facts(cores), "open_loop_ceiling": open_loop_ceiling}
+    (folder / "tuning.json").write_text(json.dumps(facts | {"summary": summary, "measured": measured}, indent=1) + "\n")
+    text = tuning.render(summary, rounds, duration, open_loop_ceiling)
     (folder / "tuning.md").write_text(text)
     print(text, flush=True)
     return 0

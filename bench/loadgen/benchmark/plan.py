@@ -251,8 +251,9 @@ def quick_servers(cpus):
     ]
 
 
-def tuning_variants(cpus):
-    """The default configuration, then the same with one setting changed at a time."""
+def tuning_variants(cpus, chosen=()):
+    """The default configuration, then the same with one setting changed at a time (only those
+    whose names contain one of the `chosen` words, when given)."""
     default = default_server(cpus)
     variants = {
         # The default before the benchmark: a busy worker recycled every few seconds.
@@ -270,10 +271,18 @@ def tuning_variants(cpus):
         "NGINX_UPSTREAM_KEEPALIVE=1": ({}, {"NGINX_UPSTREAM_KEEPALIVE": "1"}),
         # Enough idle connections per nginx worker for 1000 clients' requests to reuse them.
         "NGINX_UPSTREAM_KEEPALIVE=512": ({}, {"NGINX_UPSTREAM_KEEPALIVE": "512"}),
+        # A gevent worker's connections without turns (connection_turns.py): each greenlet
+        # reads its connection's next request as soon as it has answered one.
+        "GUNICORN_CONNECTION_TURNS=off": ({"GUNICORN_CONNECTION_TURNS": "off"}, {}),
+        # No recycling by request count (memory's ceiling still recycles): no worker restarts
+        # during a measurement.
+        "GUNICORN_MAX_REQUESTS=0": ({"GUNICORN_MAX_REQUESTS": "0", "GUNICORN_MAX_REQUESTS_JITTER": "0"}, {}),
     }
+    chosen = [word.lower() for word in chosen]
     return [default] + [
         Server(f"default, but {name}", "gunicorn", env=env, processes=cpus, nginx_env=nginx_env)
         for name, (env, nginx_env) in variants.items()
+        if not chosen or any(word in name.lower() for word in chosen)
     ]
 
 

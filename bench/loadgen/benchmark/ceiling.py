@@ -1,0 +1,87 @@
+"""A server's ceiling in the open loop itself: the highest offered rate it serves.
+
+A closed loop's ceiling (wrk) is what a server does when every client waits for its last
+answer before asking again, with a generator in C. Fractions of it are a poor yardstick for
+an open loop: the open loop's generator is Python on the same cores and costs CPU the
+closed loop's did not, so "80% of the wrk ceiling" can already be more than the server and
+this generator together can serve. Here the rate is judged by the open loop's own runs.
+
+A rate is served when every request got an answer with no error, the answers kept pace
+with the offer (a server falling behind answers fewer than it is sent, its queue growing),
+and the generator kept its schedule and found an idle connection for each request when it
+was due (otherwise the figures are the generator's, not the server's). The search doubles
+or halves from a first guess until it has one rate served and one not, then halves the gap
+a fixed number of times: a bounded number of runs per server.
+"""
+
+# The share of the offered rate that must come back answered within the run: what a run's
+# first and last requests (in flight at its edges) cost a server that keeps up.
+ANSWERED_SHARE_MIN = 0.97
+# Runs spent bracketing, then narrowing: the gap left is the bracket / 2**NARROWING_RUNS.
+BRACKETING_RUNS_MAX = 4
+NARROWING_RUNS = 4
+
+
+def why_not_served(result):
+    """The reasons an open-loop run does not count as served; empty when it does."""
+    reasons = []
+    errors = result.get("errors") or {}
+    if errors:
+        reasons.append("errors " + ", ".join(f"{kind} {count}" for kind, count in sorted(errors.items())))
+    offered = result["offered_rps"]
+    if result["answered_rps"] < ANSWERED_SHARE_MIN * offered:
+        reasons.append(f"answered {result['answered_rps']:,.0f} of {offered:,.0f} requests/s offered")
+    if not result.get("generator_kept_up", False):
+        reasons.append("the generator fell behind its schedule")
+    if not result.get("connections_sufficed", True):
+        reasons.append("requests waited for an idle connection")
+    return reasons
+
+
+def search(measure, first_guess_rps, bracketing_runs=BRACKETING_RUNS_MAX, narrowing_runs=NARROWING_RUNS):
+    """The highest rate `measure(rate)` serves, from `first_guess_rps`.
+
+    `measure` runs the open loop at a rate and returns its result (openloop.summarize's).
+    Returns {"ceiling_rps": the highest rate served (0.0 if none was), "runs": [{"rate_rps",
+    "served", "reasons", "p99_ms"}, ...] in the order tried}.
+    """
+    if first_guess_rps <= 0:
+        raise ValueError("the first guess must be a positive rate")
+    runs = []
+
+    def attempt(rate):
+        result = measure(rate)
+        reasons = why_not_served(result)
+        runs.append(
+            {
+                "rate_rps": round(rate, 1),
+                "served": not reasons,
+                "reasons": reasons,
+                "p99_ms": result.get("corrected", {}).get("p99_ms"),
+            }
+        )
+        return not reasons
+
+    served, refused = None, None
+    rate = first_guess_rps
+    for _ in range(bracketing_runs):
+        if attempt(rate):
+            served = rate
+            if refused is not None:
+                break
+            rate *= 2
+        else:
+            refused = rate
+            if served is not None:
+                break
+            rate /= 2
+    if served is None or refused is None:
+        # Never bracketed: the bracketing runs were all served, or none was.
+        return {"ceiling_rps": float(served or 0.0), "runs": runs, "bracketed": False}
+    for _ in range(narrowing_runs):
+        middle = (served + refused) / 2
+        if attempt(middle):
+            served = middle
+        else:
+            refused = middle
+    return {"ceiling_rps": float(served), "runs": runs, "bracketed": True}
