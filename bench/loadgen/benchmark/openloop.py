@@ -7,31 +7,56 @@ i is due at start + i / rate. It goes out on the first idle connection of a pool
 beforehand; when none is idle it waits for one. Its latency is counted from the moment it
 was due, not from the moment it left, which is the correction wrk2 makes: a stall then
 shows in every request it delayed. The time from leaving to its answer (what a closed loop
-reports) is kept beside it, and so is the generator's own lateness, so a run where the
-generator could not keep up says so instead of blaming the server.
+reports) is kept beside it.
+
+So that a latency can be told to be the stack's and not the generator's, the result also
+says how the generator fared:
+
+- schedule lag (queued - due): how late its scheduler put each request up; beyond
+  LAG_TOLERANCE_MS at p99 it was short of CPU (`generator_kept_up` false);
+- send lag (sent - due): that plus the wait for an idle connection; well beyond the
+  schedule lag, the pool was too small for the requests in flight (`connections_sufficed`
+  false), and some of the latency is the generator's queue, not the server's;
+- the CPU time it used over the schedule, and how many cores that is;
+- p99, offered, answered and errors per window of due time, so a stall shows when it was.
+
+One event loop in one process has a ceiling of its own; `--processes K` spreads the one
+schedule over K worker processes (request j to worker j % K), each with its share of the
+connections, all starting at one instant of the system-wide monotonic clock once every
+worker's pool is open, and merges their samples as if one process had sent them all.
 
 No tool that does this reaches our machines (wrk2, vegeta and oha come from registries we
-cannot reach), hence this one, in the standard library only. It speaks just enough
+cannot reach), hence this one, in the standard library only; where uvloop is installed, its
+event loop (written in C) drives the requests instead of asyncio's. It speaks just enough
 HTTP/1.1 for the benchmark's own endpoints: GET, keep-alive, Content-Length bodies.
 
-    python -m benchmark.openloop URL --rate R --duration S --connections C [--mix 50:/a ...]
+    python -m benchmark.openloop URL --rate R --duration S --connections C [--processes K] [--mix 50:/a ...]
 
 prints one line, `BENCH_RESULT {json}`, as wrk/report.lua does for wrk.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
+import os
 import random
+import resource
+import select
+import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 MARKER = "BENCH_RESULT "
+# A worker's lines to its parent: its pool is open; then its samples.
+READY_MARKER = "BENCH_READY"
+SAMPLES_MARKER = "BENCH_SAMPLES "
 REQUEST_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 10.0
 # Connections opened at once while the pool fills: a thousand SYNs together would overflow
@@ -39,6 +64,15 @@ CONNECT_TIMEOUT_S = 10.0
 CONNECTING_AT_ONCE = 64
 # Later than this behind its schedule, the generator itself was the bottleneck.
 LAG_TOLERANCE_MS = 10.0
+# Short enough that a stall of a fraction of a second stands out in its own window.
+WINDOW_S = 0.25
+# Room, beyond the run's own times, for interpreters to start and samples to travel.
+SLACK_S = 30.0
+# The workers' shared start is this far after the last one is ready, so that every one of
+# them has read it before the first request is due.
+START_MARGIN_S = 0.25
+# The folder that holds this package, from which a process of the generator starts.
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 
 
 def schedule(rate, duration_s):
@@ -72,12 +106,28 @@ def percentile(sorted_values, fraction):
 
 @dataclass
 class Sample:
-    due: float  # when the schedule said it should leave (loop clock)
+    """One request; times in seconds from the start of the schedule."""
+
+    due: float  # when the schedule said it should leave
     queued: float  # when the generator put it up for a connection
     sent: float  # when a connection wrote it
     done: float  # when its whole answer was read
     status: int  # 0 when there was no answer
     error: str = ""
+
+
+@dataclass
+class Run:
+    """What one or more processes of the generator measured over one schedule."""
+
+    samples: list
+    unsent: list = field(default_factory=list)  # due times of requests that never left
+    connect_errors: list = field(default_factory=list)
+    connections: int = 0  # opened
+    cpu_s: float = 0.0  # the generator's CPU time from the start to its end
+    end_s: float = 0.0  # when the last answer came (or the wait for it ended)
+    processes: int = 1
+    event_loop: str = "asyncio"
 
 
 class Connection:
@@ -135,104 +185,378 @@ async def _fill_pool(host, port, size):
     return [c for c in opened if c is not None], errors
 
 
-async def attack(url, rate, duration_s, connections, mix=(), timeout_s=REQUEST_TIMEOUT_S):
-    """Send requests to `url` (or to its host, by `mix`) at `rate` per second for
-    `duration_s` over `connections` connections opened beforehand; every sample."""
-    target = urlsplit(url)
-    host, port = target.hostname, target.port or 80
-    offsets = schedule(rate, duration_s)
-    paths = paths_for(len(offsets), mix) if mix else [target.path or "/"] * len(offsets)
-    pool, connect_errors = await _fill_pool(host, port, connections)
-    if not pool:
-        raise RuntimeError(f"no connection to {host}:{port} could be opened: {connect_errors[:3]}")
-    loop = asyncio.get_running_loop()
+def _cpu_s():
+    """CPU seconds this process has used, in user and kernel mode."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _grace_s(duration_s):
+    """How long the requests still queued at the schedule's end may wait for a connection."""
+    return max(1.0, duration_s * 0.5)
+
+
+def _loop_name():
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+
+
+def pause_s(until_due_s):
+    """How long to sleep until a request is due: whole milliseconds, rounded up. uvloop's
+    timers count in them and make a shorter sleep none, which would spin the loop, and its
+    CPU, until the request is due."""
+    return math.ceil(max(0.0, until_due_s) * 1000) / 1000
+
+
+async def _drive(pool, offsets, paths, start, timeout_s, grace_s):
+    """Put each request up when it is due (`offsets` from the instant `start` of
+    time.monotonic) for the pool's first idle connection; its samples, once every request
+    sent is answered or has timed out, and when that was."""
     due_queue = asyncio.Queue()
     samples = []
+
+    def now():
+        return time.monotonic() - start
 
     async def serve(connection):
         while (item := await due_queue.get()) is not None:
             due, queued, path = item
-            sent = loop.time()
+            sent = now()
+            status, error = 0, ""
             try:
                 status = await asyncio.wait_for(connection.get(path), timeout_s)
-                samples.append(Sample(due, queued, sent, loop.time(), status))
             # TimeoutError first: it is an OSError too.
             except TimeoutError:
-                connection.close()
-                samples.append(Sample(due, queued, sent, loop.time(), 0, "timeout"))
+                error = "timeout"
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+                error = type(exc).__name__
+            if error:
                 connection.close()
-                samples.append(Sample(due, queued, sent, loop.time(), 0, type(exc).__name__))
+            samples.append(Sample(due, queued, sent, now(), status, error))
 
     servers = [asyncio.create_task(serve(c)) for c in pool]
-    start = loop.time()
     next_index = 0
     while next_index < len(offsets):
-        now = loop.time()
+        moment = now()
         # Everything already due goes out now, so a late wake-up sends a batch, not less.
-        while next_index < len(offsets) and start + offsets[next_index] <= now:
-            due_queue.put_nowait((start + offsets[next_index], now, paths[next_index]))
+        while next_index < len(offsets) and offsets[next_index] <= moment:
+            due_queue.put_nowait((offsets[next_index], moment, paths[next_index]))
             next_index += 1
         if next_index < len(offsets):
-            await asyncio.sleep(max(0.0, start + offsets[next_index] - loop.time()))
+            await asyncio.sleep(pause_s(offsets[next_index] - now()))
     for _ in servers:
         due_queue.put_nowait(None)
     # Every request already sent gets its timeout; the rest of the queue after that is lost.
-    _, pending = await asyncio.wait(servers, timeout=timeout_s + max(1.0, duration_s * 0.5))
+    _, pending = await asyncio.wait(servers, timeout=timeout_s + grace_s)
     for task in pending:
         task.cancel()
+    return samples, now()
+
+
+async def attack(url, rate, duration_s, connections, mix=(), timeout_s=REQUEST_TIMEOUT_S, share=(0, 1), start=None):
+    """Send requests to `url` (or to its host, by `mix`) at `rate` per second for
+    `duration_s` over `connections` connections opened beforehand, and return the Run.
+
+    `share` (index, count) takes only the requests j with j % count == index of the
+    schedule; `start`, when given, is awaited once the pool is open and returns the
+    time.monotonic instant the schedule starts at (by default: at once)."""
+    target = urlsplit(url)
+    host, port = target.hostname, target.port or 80
+    index, count = share
+    offsets = schedule(rate, duration_s)
+    paths = paths_for(len(offsets), mix) if mix else [target.path or "/"] * len(offsets)
+    offsets, paths = offsets[index::count], paths[index::count]
+    pool, connect_errors = await _fill_pool(host, port, connections)
+    if not pool:
+        raise RuntimeError(f"no connection to {host}:{port} could be opened: {connect_errors[:3]}")
+    starts_at = await start() if start else time.monotonic()
+    cpu_before = _cpu_s()
+    samples, end_s = await _drive(pool, offsets, paths, starts_at, timeout_s, _grace_s(duration_s))
+    cpu_s = _cpu_s() - cpu_before
     for connection in pool:
         connection.close()
-    unsent = len(offsets) - len(samples)
-    return samples, connect_errors, unsent, len(pool)
+    # Due times are the schedule's own floats, so a request sent is found by its due time.
+    unsent = sorted(set(offsets) - {s.due for s in samples})
+    return Run(samples, unsent, connect_errors, len(pool), cpu_s, end_s, 1, _loop_name())
 
 
-def summarize(samples, rate, duration_s, connections_open, connect_errors=(), unsent=0):
-    """The run as the report reads it: latencies in ms, corrected (from when each request was
-    due) and uncorrected (from when it left), errors by kind, and the generator's lateness."""
-    ok = [s for s in samples if s.status and not s.error]
-    corrected = sorted((s.done - s.due) * 1000 for s in ok)
-    uncorrected = sorted((s.done - s.sent) * 1000 for s in ok)
-    lag = sorted((s.queued - s.due) * 1000 for s in samples)
-    errors = {}
+def _spread(values):
+    return {
+        "p50_ms": percentile(values, 0.50),
+        "p99_ms": percentile(values, 0.99),
+        "p999_ms": percentile(values, 0.999),
+        "max_ms": values[-1] if values else 0.0,
+    }
+
+
+def _lag(values):
+    return {"p50_ms": percentile(values, 0.50), "p99_ms": percentile(values, 0.99), "max_ms": max(values, default=0.0)}
+
+
+def _answered(sample):
+    return bool(sample.status) and not sample.error
+
+
+def _window_of(due):
+    # The tolerance keeps a due time of exactly k windows in window k despite the division.
+    return int(due / WINDOW_S + 1e-9)
+
+
+def windows(samples, unsent=()):
+    """Per WINDOW_S of due time from the start: the requests due in it, those answered, those
+    that failed (no answer, an error status, or never sent), and the corrected p99 of those
+    answered (None when none was)."""
+    dues = [s.due for s in samples] + list(unsent)
+    if not dues:
+        return []
+    size = _window_of(max(dues)) + 1
+    offered, answered, errors = [0] * size, [0] * size, [0] * size
+    latencies = [[] for _ in range(size)]
     for s in samples:
+        window = _window_of(s.due)
+        offered[window] += 1
+        if _answered(s):
+            answered[window] += 1
+            latencies[window].append((s.done - s.due) * 1000)
+        if s.error or s.status >= 400:
+            errors[window] += 1
+    for due in unsent:
+        offered[_window_of(due)] += 1
+        errors[_window_of(due)] += 1
+    return [
+        {
+            "t_s": round(window * WINDOW_S, 3),
+            "offered": offered[window],
+            "answered": answered[window],
+            "errors": errors[window],
+            "p99_ms": round(percentile(sorted(latencies[window]), 0.99), 1) if latencies[window] else None,
+        }
+        for window in range(size)
+    ]
+
+
+def _errors(run, answered):
+    errors = {}
+    for s in run.samples:
         if s.error:
             errors[s.error] = errors.get(s.error, 0) + 1
-    refused = sum(1 for s in ok if s.status >= 400)
+    refused = sum(1 for s in answered if s.status >= 400)
     if refused:
         errors["status"] = refused
-    if unsent:
-        errors["unsent"] = unsent
-    if connect_errors:
-        errors["connect"] = len(connect_errors)
+    if run.unsent:
+        errors["unsent"] = len(run.unsent)
+    if run.connect_errors:
+        errors["connect"] = len(run.connect_errors)
+    return errors
+
+
+def summarize(run, rate, duration_s):
+    """The run as the report reads it: latencies in ms, corrected (from when each request was
+    due) and uncorrected (from when it left), errors by kind, the generator's lateness, CPU
+    and processes, and the same per window of due time."""
+    samples = run.samples
+    ok = [s for s in samples if _answered(s)]
     statuses = {}
     for s in ok:
         statuses[str(s.status)] = statuses.get(str(s.status), 0) + 1
     span = max((s.done for s in samples), default=0) - min((s.due for s in samples), default=0)
-    generator_lag_p99 = percentile(lag, 0.99)
-
-    def spread(values):
-        return {
-            "p50_ms": percentile(values, 0.50),
-            "p99_ms": percentile(values, 0.99),
-            "p999_ms": percentile(values, 0.999),
-            "max_ms": values[-1] if values else 0.0,
-        }
-
+    schedule_lag = _lag(sorted((s.queued - s.due) * 1000 for s in samples))
+    send_lag = _lag(sorted((s.sent - s.due) * 1000 for s in samples))
     return {
         "offered_rps": rate,
         "duration_s": duration_s,
-        "requests": len(samples) + unsent,
+        "requests": len(samples) + len(run.unsent),
         "answered": len(ok),
         "answered_rps": len(ok) / span if span > 0 else 0.0,
         "statuses": statuses,
-        "errors": errors,
-        "connections": connections_open,
-        "corrected": spread(corrected),
-        "uncorrected": spread(uncorrected),
-        "generator_lag_p99_ms": generator_lag_p99,
-        "generator_kept_up": generator_lag_p99 <= LAG_TOLERANCE_MS,
+        "errors": _errors(run, ok),
+        "connections": run.connections,
+        "corrected": _spread(sorted((s.done - s.due) * 1000 for s in ok)),
+        "uncorrected": _spread(sorted((s.done - s.sent) * 1000 for s in ok)),
+        "schedule_lag": schedule_lag,
+        "send_lag": send_lag,
+        # The key the report and the targets read: the schedule lag's p99.
+        "generator_lag_p99_ms": schedule_lag["p99_ms"],
+        "generator_kept_up": schedule_lag["p99_ms"] <= LAG_TOLERANCE_MS,
+        # Requests that waited for a connection (or never got one) waited in the generator.
+        "connections_sufficed": not run.unsent and send_lag["p99_ms"] - schedule_lag["p99_ms"] <= LAG_TOLERANCE_MS,
+        "generator_cpu_s": round(run.cpu_s, 3),
+        "generator_cores": round(run.cpu_s / run.end_s, 3) if run.end_s > 0 else 0.0,
+        "processes": run.processes,
+        "event_loop": run.event_loop,
+        "windows": windows(samples, run.unsent),
     }
+
+
+# A worker's samples travel to its parent as JSON columns; times to the microsecond but the
+# due times exact, as they identify the requests.
+_TIMES = ("queued", "sent", "done")
+
+
+def encode_run(run):
+    """One worker's Run as one compact line of JSON."""
+    columns = {"due": [s.due for s in run.samples]}
+    for name in _TIMES:
+        columns[name] = [round(getattr(s, name), 6) for s in run.samples]
+    columns["status"] = [s.status for s in run.samples]
+    columns["error"] = [s.error for s in run.samples]
+    rest = {k: getattr(run, k) for k in ("unsent", "connect_errors", "connections", "cpu_s", "end_s", "event_loop")}
+    return json.dumps(columns | rest, separators=(",", ":"))
+
+
+def decode_run(text):
+    """The Run a worker's line encodes."""
+    data = json.loads(text)
+    columns = zip(data["due"], *(data[name] for name in _TIMES), data["status"], data["error"], strict=True)
+    samples = [Sample(*values) for values in columns]
+    rest = {k: data[k] for k in ("unsent", "connect_errors", "connections", "cpu_s", "end_s", "event_loop")}
+    return Run(samples, **rest)
+
+
+def merge(runs):
+    """The workers' Runs as one: every sample, the CPU they used together, the last end."""
+    return Run(
+        samples=sorted((s for run in runs for s in run.samples), key=lambda s: s.due),
+        unsent=sorted(due for run in runs for due in run.unsent),
+        connect_errors=[error for run in runs for error in run.connect_errors],
+        connections=sum(run.connections for run in runs),
+        cpu_s=sum(run.cpu_s for run in runs),
+        end_s=max(run.end_s for run in runs),
+        processes=len(runs),
+        event_loop=runs[0].event_loop,
+    )
+
+
+def _ready_within_s():
+    """How long a worker may take to start and open its pool."""
+    return CONNECT_TIMEOUT_S + SLACK_S
+
+
+def _run_within_s(duration_s, timeout_s):
+    """How long a run may take once the pools are open: the schedule, then the last
+    requests' timeout and the queue's grace."""
+    return START_MARGIN_S + duration_s + timeout_s + _grace_s(duration_s) + SLACK_S
+
+
+def _time_limit_s(duration_s, timeout_s):
+    """The longest the generator's process may take: more than its own limits, so that it is
+    the one to say which it ran out of."""
+    return _ready_within_s() + _run_within_s(duration_s, timeout_s) + SLACK_S
+
+
+def connection_shares(connections, processes):
+    """The connections each of `processes` workers opens: as even as can be."""
+    if not 1 <= processes <= connections:
+        raise ValueError(f"between 1 and {connections} processes (one connection each at least), not {processes}")
+    return [connections // processes + (index < connections % processes) for index in range(processes)]
+
+
+def worker_command(url, rate, duration_s, connections, mix, timeout_s, index, processes):
+    command = [sys.executable, "-m", "benchmark.openloop", url, "--rate", repr(float(rate))]
+    command += ["--duration", repr(float(duration_s)), "--connections", str(connections)]
+    command += ["--timeout", repr(float(timeout_s)), "--worker", f"{index}/{processes}"]
+    if mix:
+        command += ["--mix", *mix]
+    return command
+
+
+async def _await_ready(index, worker):
+    line = await worker.stdout.readline()
+    if line.decode().strip() != READY_MARKER:
+        await worker.wait()
+        raise RuntimeError(f"worker {index} ended ({worker.returncode}) before its connections were open: {line!r}")
+
+
+async def _collect(index, worker):
+    output = (await worker.stdout.read()).decode()
+    await worker.wait()
+    line = next((line for line in output.splitlines() if line.startswith(SAMPLES_MARKER)), None)
+    if worker.returncode != 0 or line is None:
+        raise RuntimeError(f"worker {index} failed ({worker.returncode}): {output[-500:]!r}")
+    return decode_run(line[len(SAMPLES_MARKER) :])
+
+
+async def _end(workers):
+    """Kills whichever worker is still running, and reaps them all."""
+    for worker in workers:
+        if worker.returncode is None:
+            worker.kill()
+        await worker.wait()
+        worker.stdin.close()
+
+
+async def attack_in_processes(
+    url, rate, duration_s, connections, mix=(), timeout_s=REQUEST_TIMEOUT_S, processes=2, ready_within_s=None
+):
+    """The same as `attack`, from `processes` worker processes that share the schedule and
+    the connections; their Runs merged. A worker that fails, or the wait for one that runs
+    out, ends them all."""
+    shares = connection_shares(connections, processes)
+    workers = []
+    try:
+        for index, share in enumerate(shares):
+            command = worker_command(url, rate, duration_s, share, mix, timeout_s, index, processes)
+            # stderr is this process's own, so that a worker's traceback reaches whoever reads it.
+            worker = await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=PACKAGE_PARENT
+            )
+            workers.append(worker)
+        await asyncio.wait_for(
+            asyncio.gather(*(_await_ready(index, worker) for index, worker in enumerate(workers))),
+            ready_within_s or _ready_within_s(),
+        )
+        starts_at = time.monotonic() + START_MARGIN_S
+        for worker in workers:
+            worker.stdin.write(f"{starts_at!r}\n".encode())
+        runs = await asyncio.wait_for(
+            asyncio.gather(*(_collect(index, worker) for index, worker in enumerate(workers))),
+            _run_within_s(duration_s, timeout_s),
+        )
+    finally:
+        await _end(workers)
+    return merge(runs)
+
+
+def _read_start(fd, within_s):
+    """The start instant the parent writes on `fd` once every worker is ready."""
+    line, deadline = b"", time.monotonic() + within_s
+    while not line.endswith(b"\n"):
+        readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            raise TimeoutError(f"no start from the parent within {within_s:.0f} s")
+        chunk = os.read(fd, 64)
+        if not chunk:
+            raise EOFError("the parent closed the pipe before the start")
+        line += chunk
+    return float(line)
+
+
+def _exit_when_closed(fd):
+    """The parent keeps the pipe open until this worker has ended: once it closes, the
+    parent is gone, and a worker left on its own would load the server for no one."""
+    # The descriptor, not sys.stdin: a thread blocked in a buffered read holds its lock, which
+    # the interpreter's shutdown would then wait for.
+    while os.read(fd, 4096):
+        pass
+    os._exit(1)
+
+
+async def _start_from_parent():
+    print(READY_MARKER, flush=True)
+    stdin = sys.stdin.fileno()
+    # Longer than the parent waits for the slowest worker's pool: the parent is the one to
+    # give up, and says why.
+    starts_at = await asyncio.to_thread(_read_start, stdin, _ready_within_s() + SLACK_S)
+    threading.Thread(target=_exit_when_closed, args=(stdin,), daemon=True).start()
+    return starts_at
+
+
+def event_loop_factory():
+    """uvloop's loop when it is installed, for its lower cost per request; asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
 
 
 def parse(output):
@@ -243,24 +567,37 @@ def parse(output):
     return json.loads(line[len(MARKER) :])
 
 
-def run(url, rate, duration_s, connections, mix=()):
+def run(url, rate, duration_s, connections, mix=(), processes=1):
     """Run the generator in a process of its own (so the driver's work never delays its
-    schedule) and return its result."""
+    schedule), with `processes` workers of its own when more than one, and return its result."""
     command = [sys.executable, "-m", "benchmark.openloop", url, "--rate", f"{rate:.1f}"]
-    command += ["--duration", str(duration_s), "--connections", str(connections)]
+    command += ["--duration", str(duration_s), "--connections", str(connections), "--processes", str(processes)]
     if mix:
         command += ["--mix", *mix]
-    # Filling the pool, the schedule, then the last requests' timeout and the queue's grace.
-    limit = CONNECT_TIMEOUT_S + duration_s + REQUEST_TIMEOUT_S + max(1.0, duration_s * 0.5) + 30
-    # From the folder that holds this package, wherever that is.
-    package_parent = Path(__file__).resolve().parents[1]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False, cwd=package_parent)
-    if result.returncode != 0:
-        raise RuntimeError(f"open-loop generator failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-    return parse(result.stdout)
+    limit = _time_limit_s(duration_s, REQUEST_TIMEOUT_S)
+    # A session of its own, so that a generator that overruns goes with its workers.
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PACKAGE_PARENT, start_new_session=True
+    ) as generator:
+        try:
+            stdout, stderr = generator.communicate(timeout=limit)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(generator.pid, signal.SIGKILL)
+            raise
+    if generator.returncode != 0:
+        raise RuntimeError(f"open-loop generator failed ({generator.returncode}): {stderr.strip()[-500:]}")
+    return parse(stdout)
 
 
-def main(argv=None):
+def _share(text):
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"expected index/count with index < count, got {text!r}")
+    return int(index), int(count)
+
+
+def _arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmark.openloop", description=__doc__.split("\n")[0])
     parser.add_argument("url")
     parser.add_argument("--rate", type=float, required=True, help="requests per second offered")
@@ -268,12 +605,34 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, required=True, help="connections opened beforehand")
     parser.add_argument("--mix", nargs="*", default=(), help="weight:path pairs, drawn by weight")
     parser.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT_S, help="seconds before a request is an error")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes sharing the schedule")
+    parser.add_argument("--worker", type=_share, help="index/count: run as that worker of a parent (internal)")
     args = parser.parse_args(argv)
+    if args.processes < 1:
+        parser.error("--processes takes a count of at least 1")
+    return args
+
+
+async def _measure(args):
+    """The Run the arguments ask for: a worker's share of the schedule, the whole schedule
+    from workers of this process, or from this process alone."""
+    common = (args.url, args.rate, args.duration, args.connections, tuple(args.mix), args.timeout)
+    if args.worker:
+        return await attack(*common, share=args.worker, start=_start_from_parent)
+    if args.processes > 1:
+        return await attack_in_processes(*common, processes=args.processes)
+    return await attack(*common)
+
+
+def main(argv=None):
+    args = _arguments(argv)
     started = time.monotonic()
-    samples, connect_errors, unsent, opened = asyncio.run(
-        attack(args.url, args.rate, args.duration, args.connections, tuple(args.mix), args.timeout)
-    )
-    result = summarize(samples, args.rate, args.duration, opened, connect_errors, unsent)
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        measured = runner.run(_measure(args))
+    if args.worker:
+        print(SAMPLES_MARKER + encode_run(measured), flush=True)
+        return 0
+    result = summarize(measured, args.rate, args.duration)
     result["wall_s"] = round(time.monotonic() - started, 3)
     print(MARKER + json.dumps(result), flush=True)
     return 0
