@@ -1,6 +1,20 @@
 """The plans: the seed's configurations, the default one, each measured direct and behind nginx."""
 
-from benchmark.plan import DB_SLEEP, MIXED, SLEEP, Database, default_server, flask_dev, gunicorn, make_plan
+from dataclasses import replace
+
+from benchmark.plan import (
+    DB_SLEEP,
+    MIXED,
+    OPEN_LOOP_MIN_DURATION,
+    SLEEP,
+    Database,
+    default_server,
+    flask_dev,
+    granian,
+    gunicorn,
+    make_plan,
+    metrics_off,
+)
 
 
 def test_the_full_plan_has_the_seed_matrix_and_the_other_servers():
@@ -99,3 +113,22 @@ def test_the_database_warm_up_grows_the_pools_as_far_as_the_measurements_use_the
     assert quick.database_warmup_clients(gunicorn("sync", 4)) == 4
     assert full.database_warmup_clients(gunicorn("gevent", 4)) == 320
     assert make_plan("quick", cpus=2, database=Database(80, 10)).database_warmup_clients(default_server(2)) == 20
+
+
+def test_open_loop_runs_over_1000_connections_last_long_enough_to_settle_in_every_plan():
+    quick, full = make_plan("quick", cpus=2), make_plan("full", cpus=2)
+    # The quick plan's paired rounds are shorter; its open-loop runs are not.
+    assert quick.paired_duration < OPEN_LOOP_MIN_DURATION == quick.open_loop_duration
+    assert full.open_loop_duration == full.paired_duration >= OPEN_LOOP_MIN_DURATION
+    assert replace(full, paired_duration=8).open_loop_duration == 8
+
+
+def test_the_default_with_app_metrics_off_is_the_same_server_counting_no_metrics():
+    default = default_server(2)
+    alike = metrics_off(default)
+    assert alike.name == "gunicorn gevent w2 (default), APP_METRICS=off"
+    assert alike.env == {"APP_METRICS": "off"} and alike.processes == default.processes
+    assert not (alike.default or alike.seed or alike.alternative)
+    assert default.counts_metrics and not alike.counts_metrics
+    # Only gunicorn's hooks export the metrics.
+    assert gunicorn("sync", 4).counts_metrics and not granian(2).counts_metrics and not flask_dev().counts_metrics

@@ -1,6 +1,6 @@
 """The targets are judged from the rows of one run; a missing measurement is said, not guessed."""
 
-from benchmark import cpu, report, targets
+from benchmark import cpu, report, sweep, targets
 
 
 def row(
@@ -76,18 +76,6 @@ def test_seed_rows_below_their_bound_must_say_why():
     )
     assert targets.seed_rows_near_bound([near, short])["holds"] is True
     assert targets.seed_rows_near_bound([near, {**short, "shortfall": None}])["holds"] is False
-
-
-def test_the_mixed_workload_compares_the_default_with_the_best_flask_configuration_only():
-    rows = [
-        row("default", "nginx", "mixed", 64, 960, default=True),
-        row("gthread", "nginx", "mixed", 64, 1000),
-        row("uvicorn", "nginx", "mixed", 64, 5000, family="uvicorn"),
-    ]
-    check = targets.mixed_default_is_best(rows)
-    assert check["holds"] is True and "best: gthread" in check["measured"]
-    rows[0]["rps"] = 940
-    assert targets.mixed_default_is_best(rows)["holds"] is False
 
 
 def test_what_was_not_measured_is_neither_held_nor_failed():
@@ -207,14 +195,37 @@ def test_sleep_at_1000_names_the_concurrency_bound_when_it_is_the_lower_one():
     assert check["holds"] is True
 
 
-def test_the_hop_target_is_the_full_stack_against_the_bare_proxy_of_the_same_rounds():
-    paired = {"trivial direct": [1000, 1000], "trivial nginx": [900, 840], targets.BARE_PROXY: [930, 920]}
-    check = targets.hop([], paired)
-    # Medians 870 / 925.
-    assert check["holds"] is False and check["measured"].startswith("0.94 (medians")
-    assert targets.hop([], {**paired, "trivial nginx": [900, 880]})["holds"] is True
-    # Without paired rounds there is no bare proxy to compare with.
-    assert targets.hop([row("d", "nginx", "trivial", 64, 950, default=True)])["holds"] is None
+def hop_cpu(stack, bare):
+    """Paired rounds' CPU per request: the machine's through the full stack and the bare proxy."""
+    return {
+        "trivial nginx": [{"nginx": 100.0, cpu.MACHINE: machine} for machine in stack],
+        targets.BARE_PROXY: [{"nginx": 90.0, cpu.MACHINE: machine} for machine in bare],
+    }
+
+
+def test_the_hop_is_judged_by_the_machines_cpu_per_request_with_the_requests_per_second_beside():
+    paired = {"trivial nginx": [900, 800], targets.BARE_PROXY: [1000, 1000]}
+    check = targets.hop(paired, hop_cpu(stack=[520, 540], bare=[500, 510]))
+    # Medians 505 / 530: 0.95, while the requests/s say 0.85.
+    assert check["holds"] is True
+    assert check["measured"].startswith(
+        "0.95: 530 µs through the full stack, 505 µs through the bare proxy (medians of the paired rounds; "
+        "each round: 0.96, 0.94); requests/s 0.85 of the bare proxy's (each round: 0.90, 0.80)"
+    )
+    assert "nginx's own: 100 µs in the stack, 90 µs only proxying" in check["measured"]
+
+
+def test_the_hop_fails_when_the_full_stack_costs_the_machine_more_than_the_margin():
+    paired = {"trivial nginx": [1000, 1000], targets.BARE_PROXY: [1000, 1000]}
+    check = targets.hop(paired, hop_cpu(stack=[560, 560], bare=[500, 510]))
+    assert check["holds"] is False and check["measured"].startswith("0.90: ")
+
+
+def test_the_hop_without_cpu_per_request_is_not_measured_and_still_shows_the_requests_per_second():
+    check = targets.hop({"trivial nginx": [900], targets.BARE_PROXY: [1000]}, {})
+    assert check["holds"] is None
+    assert check["measured"] == "not measured in this plan; requests/s 0.90 of the bare proxy's (each round: 0.90)"
+    assert targets.hop()["measured"] == "not measured in this plan"
 
 
 def cpu_round(nginx, docker=None):
@@ -233,7 +244,7 @@ def test_the_hop_target_tells_the_access_logs_share_from_the_stack_without_it():
         targets.STACK_WITHOUT_LOG: [cpu_round(99, docker=1), cpu_round(101, docker=1)],
         targets.BARE_PROXY: [cpu_round(88, docker=1), cpu_round(90, docker=1)],
     }
-    measured = targets.hop([], paired, paired_cpu)["measured"]
+    measured = targets.hop(paired, paired_cpu)["measured"]
     # Medians: 950 / 1000; Docker 22 and 1, nginx 106 and 100.
     assert measured.endswith(
         "; the same stack without its access log: 0.95 of the bare proxy; CPU per request with the log "
@@ -241,45 +252,210 @@ def test_the_hop_target_tells_the_access_logs_share_from_the_stack_without_it():
     )
     # Docker's processes out of view (no `pid: host`): the ratio alone, no figure made up.
     unseen = {name: [cpu_round(r["nginx"]) for r in rounds] for name, rounds in paired_cpu.items()}
-    assert targets.hop([], paired, unseen)["measured"].endswith("without its access log: 0.95 of the bare proxy")
+    assert targets.hop(paired, unseen)["measured"].endswith("without its access log: 0.95 of the bare proxy")
     # A run from before the stack without its log was measured says nothing of it.
     older = {name: runs for name, runs in paired.items() if name != targets.STACK_WITHOUT_LOG}
-    assert "access log" not in targets.hop([], older, paired_cpu)["measured"]
+    assert "access log" not in targets.hop(older, paired_cpu)["measured"]
 
 
-def open_round(p99, p999, ceiling=3000.0, errors=None, kept_up=True):
+def open_run(p99, p999=None, *, fraction=0.8, number=1, ceiling=3000.0, errors=None, **generator):
+    """An open-loop run of the paired rounds, as openloop.summarize reports it."""
     return {
+        "round": number,
+        "fraction": fraction,
         "ceiling_rps": ceiling,
-        "offered_rps": ceiling * targets.OPEN_LOOP_FRACTION,
-        "corrected": {"p50_ms": 101.0, "p99_ms": p99, "p999_ms": p999, "max_ms": p999},
+        "offered_rps": ceiling * fraction,
+        "answered": 1000,
+        "answered_rps": ceiling * fraction,
+        "corrected": {"p50_ms": 101.0, "p99_ms": p99, "p999_ms": p999 or p99, "max_ms": p999 or p99},
         "errors": errors or {},
-        "generator_kept_up": kept_up,
+        "generator_kept_up": generator.get("kept_up", True),
+        "connections_sufficed": generator.get("sufficed", True),
+        "generator_cores": generator.get("cores", 0.4),
+        "windows": [],
     }
 
 
-def test_the_latency_target_takes_the_medians_of_the_rounds_and_needs_no_error():
-    rounds = [open_round(180, 300), open_round(900, 1500), open_round(200, 420)]
-    check = targets.open_loop_latency(rounds)
+def found_ceiling(rps=3000.0, bracketed=True):
+    return {
+        "ceiling_rps": rps,
+        "bracketed": bracketed,
+        "first_guess_rps": 2100.0,
+        "runs": [
+            {"rate_rps": 2100.0, "served": bool(rps), "reasons": [] if rps else ["errors timeout 9"], "p99_ms": 120.0},
+            {"rate_rps": 4200.0, "served": False, "reasons": ["the generator fell behind its schedule"], "p99_ms": 0},
+        ],
+    }
+
+
+def open_loop(*runs, unloaded=None, ceiling=None):
+    return {"ceiling": ceiling or found_ceiling(), "unloaded": unloaded, "rounds": list(runs)}
+
+
+def test_the_latency_target_takes_the_medians_of_the_rounds_at_80_percent_and_needs_no_error():
+    runs = [open_run(180, 300, number=1), open_run(900, 1500, number=2), open_run(200, 420, number=3)]
+    # The rounds' runs at 90% are another target's.
+    ninety = open_run(5000, 9000, fraction=0.9, errors={"timeout": 4})
+    check = targets.open_loop_latency(open_loop(*runs, ninety))
     assert check["holds"] is True
-    assert check["measured"].startswith("p99 200 ms, p99.9 420 ms, 0 errors at 2,400 requests/s offered (80% of 3,000")
-    assert "each round's p99/p99.9 ms: 180/300, 900/1500, 200/420" in check["measured"]
-    assert targets.open_loop_latency([*rounds[:2], open_round(200, 420, errors={"timeout": 1})])["holds"] is False
-    assert targets.open_loop_latency([open_round(260, 400)])["holds"] is False
-    assert targets.open_loop_latency([open_round(200, 510)])["holds"] is False
+    assert check["measured"].startswith(
+        "p99 200 ms, p99.9 420 ms, 0 errors at 2,400 requests/s offered (80% of 3,000 requests/s; "
+        "medians of 3 paired rounds; each round's p99/p99.9 ms: 180/300, 900/1500, 200/420); "
+        "the generator used 0.40 cores"
+    )
+    errors = open_run(200, 420, number=3, errors={"timeout": 1})
+    assert targets.open_loop_latency(open_loop(*runs[:2], errors))["holds"] is False
+    assert targets.open_loop_latency(open_loop(open_run(260, 400)))["holds"] is False
+    assert targets.open_loop_latency(open_loop(open_run(200, 510)))["holds"] is False
 
 
-def test_the_latency_target_says_when_the_generator_fell_behind():
-    check = targets.open_loop_latency([open_round(180, 300), open_round(190, 310, kept_up=False)])
-    assert "the generator fell behind its schedule in round(s) 2" in check["measured"]
+def test_the_latency_target_names_the_rounds_where_the_generator_was_behind_or_short_of_connections():
+    runs = [
+        open_run(180, 300, number=1, cores=0.35),
+        open_run(190, 310, number=2, kept_up=False, cores=0.9),
+        open_run(190, 310, number=3, sufficed=False),
+    ]
+    measured = targets.open_loop_latency(open_loop(*runs))["measured"]
+    assert "the generator used 0.35 to 0.90 cores" in measured
+    assert "it fell behind its schedule in round(s) 2" in measured
+    assert "requests waited for an idle connection in round(s) 3" in measured
 
 
-def test_a_round_with_no_ceiling_is_left_out_of_the_latency_target():
-    assert targets.open_loop_latency([{"ceiling_rps": 0.0}])["holds"] is None
-    assert targets.open_loop_latency([{"ceiling_rps": 0.0}, open_round(100, 200)])["holds"] is True
+def test_a_ceiling_search_that_served_no_rate_fails_the_latency_target_with_its_reasons():
+    check = targets.open_loop_latency(open_loop(ceiling=found_ceiling(0.0, bracketed=False)))
+    assert check["holds"] is False
+    assert check["measured"] == (
+        "no rate was served in the search for the open-loop ceiling: at 2,100 requests/s, errors timeout 9"
+    )
+
+
+def test_the_latency_target_is_not_measured_in_results_from_before_the_open_loop_ceiling():
+    assert targets.open_loop_latency(None)["holds"] is None
+    assert targets.open_loop_latency(open_loop())["holds"] is None
+
+
+def test_an_unbracketed_ceiling_is_said_to_be_a_lower_bound():
+    check = targets.open_loop_latency(open_loop(open_run(180), ceiling=found_ceiling(bracketed=False)))
+    assert "80% of 3,000 requests/s or more (every rate tried was served)" in check["measured"]
+
+
+def unloaded_run(p99=110.0):
+    return open_run(p99, fraction=targets.UNLOADED_FRACTION) | {"round": "unloaded"}
+
+
+def test_the_p99_up_to_90_percent_must_stay_within_twice_the_unloaded_one():
+    runs = [open_run(200, fraction=0.8), open_run(210, fraction=0.9), open_run(230, fraction=0.9, number=2)]
+    check = targets.latency_near_unloaded(open_loop(*runs, unloaded=unloaded_run(110)))
+    # Medians: 200 and 220 ms, against 2 x 110.
+    assert check["holds"] is True
+    assert check["measured"] == (
+        "unloaded p99 110 ms (300 requests/s offered), so at most 220 ms; "
+        "medians of the paired rounds: 80% 200 ms (1.8x), 90% 220 ms (2.0x)"
+    )
+    runs[2] = open_run(260, fraction=0.9, number=2)
+    assert targets.latency_near_unloaded(open_loop(*runs, unloaded=unloaded_run(110)))["holds"] is False
+
+
+def sweep_point(fraction, p99, *, default=True, workload=sweep.SLEEP_WORKLOAD):
+    return open_run(p99, fraction=fraction) | {"server": "d", "default": default, "workload": workload}
+
+
+def sweeps_of(*points, kind=sweep.OPEN_LOOP):
+    return {"ceiling_kinds": {sweep.SLEEP_WORKLOAD: kind}, "points": list(points)}
+
+
+def test_the_sweeps_points_up_to_90_percent_count_too_when_the_sweep_ran_on_the_open_loop_ceiling():
+    paired = open_loop(open_run(200, fraction=0.8), open_run(210, fraction=0.9), unloaded=unloaded_run(110))
+    slow = sweep_point(0.5, 300)
+    others = [
+        sweep_point(0.1, 105),
+        sweep_point(1.0, 5000),
+        sweep_point(0.5, 900, default=False),
+        sweep_point(0.5, 900, workload="mixed, 256 connections"),
+    ]
+    check = targets.latency_near_unloaded(paired, sweeps_of(*others, slow))
+    assert check["holds"] is False
+    assert check["measured"].endswith("; the sweep: 10% 105 ms, 50% 300 ms")
+    # Beyond 90%, other servers, other workloads: none is judged here.
+    assert targets.latency_near_unloaded(paired, sweeps_of(*others))["holds"] is True
+    # A sweep on the closed-loop ceiling offered other rates: it is left out.
+    assert targets.latency_near_unloaded(paired, sweeps_of(slow, kind=sweep.CLOSED_LOOP))["holds"] is True
+
+
+def test_a_run_with_no_answer_is_no_latency_to_hold_to():
+    silent = open_run(0.0, fraction=0.9) | {"answered": 0}
+    check = targets.latency_near_unloaded(open_loop(open_run(200), silent, unloaded=unloaded_run(110)))
+    assert check["holds"] is False and "90% no answer" in check["measured"]
+    nothing = unloaded_run() | {"answered": 0}
+    check = targets.latency_near_unloaded(open_loop(open_run(200), unloaded=nothing))
+    assert check["holds"] is None and "got no answer" in check["measured"]
+
+
+def test_the_p99_near_unloaded_is_not_measured_without_the_unloaded_run_or_the_rounds():
+    assert targets.latency_near_unloaded(None)["holds"] is None
+    assert targets.latency_near_unloaded(open_loop(open_run(200)))["holds"] is None
+    assert targets.latency_near_unloaded(open_loop(unloaded=unloaded_run()))["holds"] is None
+
+
+def swept_ceiling(rps, *, default=False, family="gunicorn", bracketed=True):
+    return found_ceiling(rps, bracketed) | {"default": default, "family": family}
+
+
+def test_the_defaults_open_loop_ceiling_must_reach_granians():
+    ceilings = {
+        "d": swept_ceiling(3000.0, default=True),
+        "uwsgi gevent p2": swept_ceiling(2500.0, family="uwsgi"),
+        "granian wsgi w2": swept_ceiling(2900.0, family="granian"),
+    }
+    check = targets.open_loop_ceiling_vs_granian({"open_loop_ceilings": ceilings})
+    assert check["holds"] is True
+    assert check["measured"] == (
+        "3,000 requests/s against 2,900 requests/s, 1.03 of it; each server's: d 3,000 requests/s, "
+        "uwsgi gevent p2 2,500 requests/s, granian wsgi w2 2,900 requests/s"
+    )
+    ceilings["granian wsgi w2"] = swept_ceiling(3100.0, family="granian")
+    assert targets.open_loop_ceiling_vs_granian({"open_loop_ceilings": ceilings})["holds"] is False
+
+
+def test_no_ceiling_of_the_defaults_is_not_at_least_granians_even_at_none():
+    ceilings = {"d": swept_ceiling(0.0, default=True), "g": swept_ceiling(0.0, family="granian")}
+    check = targets.open_loop_ceiling_vs_granian({"open_loop_ceilings": ceilings})
+    assert check["holds"] is False and "0 requests/s against 0 requests/s;" in check["measured"]
+
+
+def test_the_ceiling_target_is_not_measured_where_granian_was_not_swept():
+    only_default = {"open_loop_ceilings": {"d": swept_ceiling(3000.0, default=True)}}
+    assert targets.open_loop_ceiling_vs_granian(only_default)["holds"] is None
+    assert targets.open_loop_ceiling_vs_granian({"points": []})["holds"] is None
+    assert targets.open_loop_ceiling_vs_granian(None)["holds"] is None
+
+
+def test_the_metrics_may_cost_the_trivial_endpoint_three_percent_at_most():
+    paired = {"trivial direct": [4900, 4700, 5000], targets.METRICS_OFF: [5000, 5000, 4900]}
+    paired_cpu = {
+        "trivial direct": [{"server": 330.0, cpu.MACHINE: 400.0}] * 3,
+        targets.METRICS_OFF: [{"server": 300.0, cpu.MACHINE: 370.0}] * 3,
+    }
+    check = targets.metrics_cost(paired, paired_cpu)
+    # Medians 4,900 / 5,000.
+    assert check["holds"] is True
+    assert check["measured"] == (
+        "0.98: 4,900 against 5,000 requests/s (medians of the rounds; each round: 0.98, 0.94, 1.02); "
+        "CPU per request with the metrics and without: the server's 330 and 300 µs, the machine's 400 and 370 µs"
+    )
+    paired["trivial direct"] = [4800, 4700, 4800]
+    assert targets.metrics_cost(paired, paired_cpu)["holds"] is False
+
+
+def test_the_metrics_cost_is_not_measured_without_the_default_beside_it_with_app_metrics_off():
+    assert targets.metrics_cost({"trivial direct": [4900]})["holds"] is None
+    # Without CPU figures the ratio stands alone.
+    paired = {"trivial direct": [4900], targets.METRICS_OFF: [5000]}
+    assert targets.metrics_cost(paired)["measured"].endswith("each round: 0.98)")
 
 
 def test_the_report_tabulates_each_sweep_under_its_plot():
-    point = open_round(150, 300) | {
+    point = open_run(150, 300) | {
         "server": "d",
         "default": True,
         "workload": "sleep/100, 1000 connections",

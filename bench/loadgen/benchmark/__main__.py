@@ -95,6 +95,7 @@ def main(argv=None):
             "clients": list(plan.clients),
             "paired_rounds": plan.paired_rounds,
             "paired_duration": plan.paired_duration,
+            "open_loop_duration": plan.open_loop_duration,
             "database": {
                 "pgbouncer_pool_size": plan.database.pgbouncer_pool,
                 "app_db_pool_size": plan.database.worker_pool,
@@ -108,7 +109,7 @@ def main(argv=None):
         "paired_cpu": runner.paired_cpu,
         "paired_runs": runner.paired_runs,
         "mixed_runoff": runner.runoff,
-        "open_loop_rounds": runner.open_loop_rounds,
+        "open_loop": runner.open_loop,
         "sweeps": runner.sweeps,
     }
     # The measurements first, as they are: should judging or plotting fail, nothing measured
@@ -160,13 +161,14 @@ def measure_growth(containers, cores, duration, folder, rounds=3):
 
 def write(result, folder):
     """Judge the targets, then write results.json, report.md and the plots; 1 if a server failed."""
+    # Results from before a measurement lack its key: its targets say "not measured".
     result["targets"] = targets.check_all(
         result["rows"],
-        result.get("paired"),
-        result.get("paired_cpu"),
-        result.get("paired_runs"),
-        result.get("mixed_runoff"),
-        result.get("open_loop_rounds"),
+        paired=result.get("paired"),
+        paired_cpu=result.get("paired_cpu"),
+        runoff=result.get("mixed_runoff"),
+        open_loop=result.get("open_loop"),
+        sweeps=result.get("sweeps"),
     )
     result["retired_targets"] = targets.retired(
         result["rows"], result.get("paired"), result.get("paired_cpu"), result.get("paired_runs")
@@ -176,6 +178,7 @@ def write(result, folder):
     (folder / "report.md").write_text(report.render(result))
     written = plots.plot_all(result["rows"], report.ENDPOINT_TITLES, folder)
     written += plots.plot_sweeps(result.get("sweeps"), folder)
+    written += plots.plot_open_loop_windows(result.get("open_loop"), folder)
     print(f"benchmark: wrote results.json, report.md and {len(written)} plots to {folder}", flush=True)
     for target in result["targets"]:
         print(f"  [{report.HOLDS[target['holds']]:>6}] {target['target']}: {target['measured']}", flush=True)

@@ -1,11 +1,14 @@
 """What a benchmark run measures: the servers, the endpoints, the client counts and durations."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # The trivial, IO-bound and CPU-bound endpoints, and the wait the IO-bound ones ask for.
 IO_WAIT_MS = 100
 COMPUTE_ROUNDS = 20_000
 STATIC_FILE = "/static/css/site.css"
+# Seconds of an open-loop run over 1000 connections at the least: a shorter one is mostly
+# their opening and settling.
+OPEN_LOOP_MIN_DURATION = 5
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ class Server:
 
     def __hash__(self):
         return hash(self.name)
+
+    @property
+    def counts_metrics(self):
+        """Whether the entry point counts each request for Prometheus: the metrics are exported
+        from gunicorn's hooks, so under any other server it counts none (it finds no
+        multiprocess folder), and APP_METRICS=off turns them off under gunicorn too."""
+        return self.family == "gunicorn" and self.env.get("APP_METRICS") != "off"
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,19 @@ def default_server(cpus):
     """What compose runs: no GUNICORN_* variable set, so stack/gunicorn_settings.py decides."""
     server = gunicorn("gevent", cpus, seed=False, default=True)
     return Server(f"{server.name} (default)", "gunicorn", env={}, processes=cpus, slots=None, default=True)
+
+
+def metrics_off(server):
+    """The same server with APP_METRICS=off: beside the default, it tells what the metrics
+    cost, and it meets the servers that count none on equal terms."""
+    return replace(
+        server,
+        name=f"{server.name}, APP_METRICS=off",
+        env={**server.env, "APP_METRICS": "off"},
+        seed=False,
+        default=False,
+        alternative=False,
+    )
 
 
 def flask_dev():
@@ -301,8 +324,8 @@ class Plan:
     paired_rounds: int = 3
     paired_duration: int = 2
     vias: tuple = ("direct", "nginx")
-    # The open-loop sweep (sweep.py): fractions of the default's ceiling, seconds of each
-    # rate, and whether the other servers are swept beside the default.
+    # The open-loop sweep (sweep.py): fractions of the default's ceiling on each workload,
+    # seconds of each rate, and whether the other servers are swept beside the default.
     sweep_fractions: tuple = ()
     sweep_duration: int = 5
     sweep_others: bool = False
@@ -315,6 +338,13 @@ class Plan:
         if endpoint.database and self.db_clients is not None:
             return self.db_clients
         return self.clients
+
+    @property
+    def open_loop_duration(self):
+        """Seconds of each open-loop run on sleep/100 over 1000 connections, in the paired rounds
+        and in every ceiling search: the paired rounds' own, but never under
+        OPEN_LOOP_MIN_DURATION. One length for all, so that the servers' ceilings compare."""
+        return max(self.paired_duration, OPEN_LOOP_MIN_DURATION)
 
     @property
     def measures_database(self):

@@ -1,5 +1,6 @@
 """One PNG per endpoint: requests/s and p99 latency by configuration, direct and behind nginx;
-and one per open-loop sweep: p50, p99 and p99.9 against the offered rate, server by server."""
+one per open-loop sweep: p50, p99 and p99.9 against the offered rate, server by server; and
+one of the paired rounds' open-loop runs: p99 per window of due time against time."""
 
 import textwrap
 
@@ -8,8 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from .report import pick
-from .sweep import sweep_file
+from .openloop import WINDOW_S
+from .report import OPEN_LOOP_PLOT, hyphenated, pick, window_series
+from .sweep import CLOSED_LOOP, sweep_file
 
 COLORS = {"direct": "#4c72b0", "nginx": "#dd8452"}
 
@@ -67,7 +69,7 @@ def plot_all(rows, titles, folder):
 PERCENTILES = (("p50_ms", "p50", ":"), ("p99_ms", "p99", "-"), ("p999_ms", "p99.9", "--"))
 
 
-def plot_sweep(points, workload, ceiling, path):
+def plot_sweep(points, workload, ceiling, path, kind=CLOSED_LOOP):
     """The hockey stick: latency (log scale) against requests/s offered, a colour per server
     and a line style per percentile."""
     these = [point for point in points if point["workload"] == workload]
@@ -87,7 +89,7 @@ def plot_sweep(points, workload, ceiling, path):
                 label=f"{server} {label}",
             )
     axis.set_yscale("log")
-    axis.set_xlabel(f"requests/s offered (the default's closed-loop ceiling: {ceiling:,.0f})")
+    axis.set_xlabel(f"requests/s offered (the default's {hyphenated(kind)} ceiling: {ceiling:,.0f})")
     axis.set_ylabel("latency from when each request was due (ms)")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7, ncol=2)
@@ -99,12 +101,46 @@ def plot_sweep(points, workload, ceiling, path):
 
 def plot_sweeps(sweeps, folder):
     written = []
+    kinds = (sweeps or {}).get("ceiling_kinds") or {}
     for workload, ceiling in (sweeps or {}).get("ceilings", {}).items():
         if any(point["workload"] == workload for point in sweeps["points"]):
             path = folder / sweep_file(workload)
-            plot_sweep(sweeps["points"], workload, ceiling, path)
+            plot_sweep(sweeps["points"], workload, ceiling, path, kinds.get(workload, CLOSED_LOOP))
             written.append(path)
     return written
+
+
+# A line style per fraction of the ceiling, a colour per round.
+WINDOW_STYLES = ("-", "--", ":", "-.")
+
+
+def plot_open_loop_windows(open_loop, folder):
+    """open-loop-windows.png: the p99 of each window of due time against time, one line per
+    paired round's run at each fraction of the ceiling, so a ramp, a stall or a recycle
+    shows where it happened. [] when the run has none."""
+    series = window_series(open_loop)
+    if not series:
+        return []
+    rounds = list(dict.fromkeys(number for _, number, _, _, _ in series))
+    fractions = sorted({fraction for _, _, fraction, _, _ in series})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    figure, axis = plt.subplots(figsize=(9, 5.5))
+    for label, number, fraction, times, p99s in series:
+        style = WINDOW_STYLES[fractions.index(fraction) % len(WINDOW_STYLES)]
+        colour = colours[rounds.index(number) % len(colours)]
+        axis.plot(times, p99s, linestyle=style, color=colour, marker="o", markersize=2, label=label)
+    axis.set_yscale("log")
+    axis.set_xlabel("seconds of the schedule (each window's start)")
+    axis.set_ylabel(f"p99 of the requests due in each {WINDOW_S * 1000:.0f} ms (ms, from when due)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7, ncol=2)
+    ceiling = open_loop["ceiling"]["ceiling_rps"]
+    axis.set_title(f"Open loop, sleep/100 over 1000 connections, fractions of {ceiling:,.0f} requests/s", fontsize=11)
+    figure.tight_layout()
+    path = folder / OPEN_LOOP_PLOT
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return [path]
 
 
 def plot_growth(growth, path):

@@ -1,11 +1,13 @@
 """The run as markdown: the targets, the seed's claims, then every measurement by endpoint."""
 
+import math
 import statistics
 
 from .bounds import stalled
 from .cpu import DOCKER, MACHINE, REST, WRK
-from .sweep import sweep_file
-from .targets import find, median_cpu, part_counted
+from .openloop import WINDOW_S
+from .sweep import CLOSED_LOOP, sweep_file
+from .targets import ceiling_text, find, median_cpu, part_counted, runoff_medians
 
 ENDPOINT_TITLES = {
     "trivial": "Trivial endpoint (`GET /healthz`)",
@@ -169,6 +171,153 @@ def retired_section(retired):
     return out
 
 
+def open_loop_cells(run):
+    """A table row's cells for one open-loop run: offered, answered/s, p50, p99, p99.9, errors."""
+    latency = run["corrected"]
+    errors = ", ".join(f"{kind} {count}" for kind, count in run["errors"].items()) or "0"
+    return (
+        f"{run['offered_rps']:,.0f} ({run['fraction']:.0%}) | {run['answered_rps']:,.0f} | "
+        f"{latency['p50_ms']:,.1f} ms | {latency['p99_ms']:,.1f} ms | {latency['p999_ms']:,.1f} ms | {errors}"
+    )
+
+
+def generator_cell(run):
+    """How the generator fared in a run: its cores, and whether it kept its schedule and had
+    an idle connection for each request when due."""
+    text = f"{run['generator_cores']:.2f} cores" if run.get("generator_cores") is not None else ""
+    if not run["generator_kept_up"]:
+        text += " · behind"
+    if not run.get("connections_sufficed", True):
+        text += " · short of connections"
+    return text
+
+
+def worst_window(windows):
+    """(when it started, its p99) of the window of due time with the highest p99, or None."""
+    answered = [window for window in windows or [] if window["p99_ms"] is not None]
+    if not answered:
+        return None
+    worst = max(answered, key=lambda window: window["p99_ms"])
+    return worst["t_s"], worst["p99_ms"]
+
+
+def worst_window_cell(run):
+    worst = worst_window(run.get("windows"))
+    return f"{worst[1]:,.0f} ms at {worst[0]:.2f} s" if worst else "none answered"
+
+
+def window_series(open_loop):
+    """The lines of the windows' plot: (label, round, fraction, [window start s], [p99 ms, nan
+    where none was answered]) for each paired round's open-loop run."""
+    series = []
+    for run in (open_loop or {}).get("rounds") or []:
+        windows = run.get("windows") or []
+        if windows:
+            times = [window["t_s"] for window in windows]
+            p99s = [math.nan if window["p99_ms"] is None else window["p99_ms"] for window in windows]
+            label = f"round {run['round']}, {run['fraction']:.0%}"
+            series.append((label, run["round"], run["fraction"], times, p99s))
+    return series
+
+
+OPEN_LOOP_PLOT = "open-loop-windows.png"
+
+
+def search_text(found):
+    """A ceiling search's rates tried, each served or why not."""
+    return ", ".join(
+        f"{run['rate_rps']:,.0f} {'served' if run['served'] else 'not: ' + '; '.join(run['reasons'])}"
+        for run in found["runs"]
+    )
+
+
+def open_loop_section(open_loop):
+    """The default's open-loop ceiling, the run far under it, and each paired round's runs at
+    the target's fractions of it, with the worst window of each: a ramp, a stall or a
+    recycle shows there and in the plot."""
+    if not open_loop:
+        return []
+    found = open_loop["ceiling"]
+    out = [
+        "",
+        "## The default in the open loop (paired rounds)",
+        "",
+        "`/api/sleep/100` over 1000 open connections behind the stack's nginx. The default's open-loop "
+        f"ceiling: {ceiling_text(found)}, the highest rate served with no error, the answers keeping pace "
+        f"and the generator on schedule (`benchmark/ceiling.py`; first guess {found['first_guess_rps']:,.0f}; "
+        f"tried: {search_text(found)}).",
+    ]
+    unloaded = open_loop.get("unloaded")
+    runs = [*([unloaded | {"round": "unloaded"}] if unloaded else []), *(open_loop.get("rounds") or [])]
+    if not runs:
+        return out
+    window_ms = f"{WINDOW_S * 1000:.0f} ms"
+    out += [
+        "",
+        f"Latencies from when each request was due. The worst window: the highest p99 of any {window_ms} of "
+        "due time, and when that window began.",
+        "",
+        f"![p99 per {window_ms} window]({OPEN_LOOP_PLOT})",
+        "",
+        f"| round | offered | answered/s | p50 | p99 | p99.9 | errors | generator | worst {window_ms} window |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    out += [
+        f"| {run['round']} | {open_loop_cells(run)} | {generator_cell(run)} | {worst_window_cell(run)} |"
+        for run in runs
+    ]
+    return out
+
+
+def runoff_section(runoff):
+    """The mixed runoff's medians, and which rows count Prometheus metrics."""
+    if not runoff or not runoff.get("rounds"):
+        return []
+    counts = runoff.get("counts_metrics") or {}
+    out = [
+        "",
+        "## The mixed runoff (paired rounds)",
+        "",
+        "Only gunicorn counts requests for Prometheus: the metrics are exported from its hooks, so under "
+        "granian and uWSGI the entry point counts none. The default runs twice, with its metrics and "
+        "with `APP_METRICS=off`, and the target weighs the second against the others.",
+        "",
+        "| server | requests/s | p99 | each round's requests/s | Prometheus metrics |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for server, rps in runoff_medians(runoff).items():
+        runs = runoff["rounds"][server]
+        p99 = statistics.median(run["p99_ms"] for run in runs)
+        each = ", ".join(f"{run['rps']:,.0f}" for run in runs)
+        counted = {True: "counted", False: "not counted"}.get(counts.get(server), "")
+        name = f"**{server}**" if server == runoff["default"] else server
+        out.append(f"| {name} | {rps:,.0f} | {p99:,.0f} ms | {each} | {counted} |")
+    return out
+
+
+def sweep_ceilings(sweeps):
+    """Each swept server's own open-loop ceiling on sleep/100, as a table."""
+    found = sweeps.get("open_loop_ceilings") or {}
+    if not found:
+        return []
+    out = [
+        "",
+        "Each server's own open-loop ceiling on `/api/sleep/100` over 1000 connections behind nginx:",
+        "",
+        "| server | ceiling | rates tried |",
+        "| --- | --- | --- |",
+    ]
+    for server, ceiling in found.items():
+        name = f"**{server}**" if ceiling["default"] else server
+        out.append(f"| {name} | {ceiling_text(ceiling)} | {search_text(ceiling)} |")
+    return out
+
+
+def hyphenated(kind):
+    """A yardstick's kind as an adjective: "open loop" ceiling -> "open-loop" ceiling."""
+    return kind.replace(" ", "-")
+
+
 def sweep_section(sweeps):
     """Each sweep as a table: a row per server and offered rate."""
     if not sweeps or not sweeps.get("points"):
@@ -181,17 +330,21 @@ def sweep_section(sweeps):
         "over connections opened beforehand, whatever the server does; latencies count from when each "
         "request was due, so a stall shows in every request it delayed (wrk counts from when a request "
         "left, and sends less while the server is slow). The rates are fractions of the default's "
-        "closed-loop ceiling on the same workload and connections. Uncorrected p99 is from when each "
+        "ceiling on the same workload and connections, in the open loop itself or closed-loop (wrk), "
+        "as each heading says. Uncorrected p99 is from when each "
         "request left, what a closed loop would have shown. `behind`: the generator itself missed its "
         "schedule by more than 10 ms at p99, so the machine's cores were short for load and generator.",
     ]
+    out += sweep_ceilings(sweeps)
+    kinds = sweeps.get("ceiling_kinds") or {}
     for workload, ceiling in sweeps["ceilings"].items():
         points = [p for p in sweeps["points"] if p["workload"] == workload]
         if not points:
             continue
         out += [
             "",
-            f"### {workload} (the default's closed-loop ceiling: {ceiling:,.0f} requests/s)",
+            f"### {workload} (the default's {hyphenated(kinds.get(workload, CLOSED_LOOP))} ceiling: "
+            f"{ceiling:,.0f} requests/s)",
             "",
             f"![{workload}]({sweep_file(workload)})",
             "",
@@ -223,7 +376,8 @@ def render(result):
         f"Docker {machine['docker']}. Load generator: wrk ({plan['duration']}s per measurement, keep-alive "
         f"connections = clients), in a container on the benchmark's compose network like every server."
         + (
-            f" The targets' paired rounds: {plan['paired_rounds']} of {plan['paired_duration']}s per measurement."
+            f" The targets' paired rounds: {plan['paired_rounds']} of {plan['paired_duration']}s per measurement"
+            + (f", {plan['open_loop_duration']}s per open-loop run." if plan.get("open_loop_duration") else ".")
             if plan.get("paired_rounds")
             else ""
         ),
@@ -239,6 +393,8 @@ def render(result):
         out += ["", "Servers that failed to run:", ""] + [f"- {failure}" for failure in result["failures"]]
     out += retired_section(result.get("retired_targets"))
     out += cpu_breakdown(result.get("paired", {}), result.get("paired_cpu", {}))
+    out += open_loop_section(result.get("open_loop"))
+    out += runoff_section(result.get("mixed_runoff"))
     out += sweep_section(result.get("sweeps"))
     out += ["", "## The seed articles' claims", ""] + (claims(rows) or ["- not measured in this plan"])
     out += [

@@ -6,12 +6,20 @@ import statistics
 import urllib.error
 import urllib.request
 
-from . import bounds, openloop, pgbouncer, runoff, sweep, wrk
+from . import bounds, ceiling, openloop, pgbouncer, runoff, sweep, wrk
 from .containers import Containers, effective_settings, settles, wait_until_serving
 from .cpu import CpuMeter, per_request_us
-from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL
+from .plan import COMPUTE, SLEEP, STATIC_FILE, TRIVIAL, metrics_off
 from .progress import Progress
-from .targets import BARE_PROXY, OPEN_LOOP_FRACTION, SLEEP_1000, STACK_WITHOUT_LOG
+from .targets import (
+    BARE_PROXY,
+    METRICS_OFF,
+    OPEN_LOOP_FRACTIONS,
+    SLEEP_1000,
+    STACK_WITHOUT_LOG,
+    UNLOADED_FRACTION,
+    find,
+)
 
 WEB = "http://web:8000"
 NGINX = "http://nginx:8080"
@@ -20,11 +28,16 @@ NGINX_RETURN_200 = "http://nginx:8081/"
 NGINX_BARE_PROXY = "http://nginx:8082"
 # The stack's site without its access log: what the log costs, told apart from the rest.
 NGINX_STACK_WITHOUT_LOG = "http://nginx:8083"
+# The default again with APP_METRICS=off, beside it during the paired rounds.
+METRICS_OFF_ALIAS = "web-metrics-off"
+WEB_METRICS_OFF = f"http://{METRICS_OFF_ALIAS}:8000"
 # Measured in turn, round after round, with the default server and nginx both up: the
 # targets compare neighbours in time, so a noisy machine moves both sides of a ratio.
 PAIRED_CLIENTS = 64
 PAIRED = {
     "trivial direct": WEB + TRIVIAL.path,
+    # Next to the default direct, in either order of the rounds: the metrics' cost.
+    METRICS_OFF: WEB_METRICS_OFF + TRIVIAL.path,
     "trivial nginx": NGINX + TRIVIAL.path,
     BARE_PROXY: NGINX_BARE_PROXY + TRIVIAL.path,
     STACK_WITHOUT_LOG: NGINX_STACK_WITHOUT_LOG + TRIVIAL.path,
@@ -34,6 +47,14 @@ PAIRED = {
     # The sleep target: its CPU ceiling is "trivial nginx" in the same rounds.
     SLEEP_1000: NGINX + SLEEP.path,
 }
+# The open loop's connections on sleep/100, as in the latency target.
+OPEN_LOOP_CONNECTIONS = 1000
+# A ceiling search's first guess, as a share of what wrk did closed-loop on the same
+# workload: the open loop's generator is Python on the same cores, so less is served.
+FIRST_GUESS_SHARE = 0.7
+# The least a first guess starts from: a closed-loop run that got next to nothing back
+# still leaves the search a rate to double.
+FIRST_GUESS_MIN_RPS = 100.0
 
 
 def paired_clients(name):
@@ -57,6 +78,39 @@ def measure_compute_ms(samples=15):
     return statistics.median(times)
 
 
+def closed_loop_sleep_rps(rows, paired_runs, server):
+    """What wrk measured for `server` on sleep/100 at 1000 clients behind nginx: for the
+    default, the paired rounds' median once they have run; else its single run's row; None
+    when neither has an answer."""
+    runs = ((paired_runs or {}).get(SLEEP_1000) or []) if server.default else []
+    if runs:
+        return statistics.median(run["rps"] for run in runs)
+    row = find(rows, SLEEP.name, 1000, "nginx", server=server.name)
+    return row["rps"] if row and row["rps"] else None
+
+
+def planned(plan):
+    """(measurements, seconds): what a plan runs, for the progress's count and first estimate."""
+    points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
+    runoff_rounds = plan.paired_rounds if runoff.CLIENTS in plan.mixed_clients else 0
+    alternatives = sum(server.alternative for server in plan.servers)
+    # The default, itself with APP_METRICS=off, its rivals and every alternative (at most:
+    # an alternative may be a rival).
+    contenders = 2 + runoff.RIVALS + alternatives
+    paired_points = plan.paired_rounds * len(PAIRED) + runoff_rounds * contenders
+    # The default's ceiling search and its unloaded run, then each round's runs.
+    open_loop_runs = sweep.SEARCH_RUNS + 1 + plan.paired_rounds * len(OPEN_LOOP_FRACTIONS) if plan.paired_rounds else 0
+    open_loop_runs += sweep.searches(plan) * sweep.SEARCH_RUNS
+    sweep_points = sweep.points(plan)
+    seconds = (
+        points * (plan.duration + 1)
+        + paired_points * (plan.paired_duration + 1)
+        + open_loop_runs * (plan.open_loop_duration + 2)
+        + sweep_points * (plan.sweep_duration + 2)
+    )
+    return points + paired_points + open_loop_runs + sweep_points, seconds
+
+
 class Runner:
     def __init__(self, plan, containers: Containers, cores):
         self.plan = plan
@@ -74,23 +128,16 @@ class Runner:
         self.deployed = {}
         # The mixed workload's runoff (see runoff.py), when the plan measures mixed at its client count.
         self.runoff = None
-        # Each paired round's open-loop run at OPEN_LOOP_FRACTION of that round's sleep ceiling.
-        self.open_loop_rounds = []
-        # The sweep (sweep.py): each workload's ceiling on the default, then every point.
-        self.sweeps = {"ceilings": {}, "points": []}
+        # The default in the open loop on sleep/100, found when the paired rounds start:
+        # {"ceiling": ceiling.search's result, "unloaded": the run at UNLOADED_FRACTION of it,
+        # "rounds": each round's runs at OPEN_LOOP_FRACTIONS of it}.
+        self.open_loop = None
+        # The sweep (sweep.py): each workload's ceiling on the default and what kind it is,
+        # each server's own open-loop ceiling, then every point.
+        self.sweeps = {"ceilings": {}, "ceiling_kinds": {}, "open_loop_ceilings": {}, "points": []}
         # PgBouncer's counters, read around each database measurement.
         self.pgbouncer = pgbouncer.Stats(containers.client, containers.network) if plan.measures_database else None
-        points = sum(1 for _ in plan.measurements()) + len(plan.static_measurements())
-        runoff_rounds = plan.paired_rounds if runoff.CLIENTS in plan.mixed_clients else 0
-        alternatives = sum(server.alternative for server in plan.servers)
-        paired_points = plan.paired_rounds * (len(PAIRED) + 1) + runoff_rounds * (1 + runoff.RIVALS + alternatives)
-        sweep_points = sweep.points(plan)
-        seconds = (
-            points * (plan.duration + 1)
-            + paired_points * (plan.paired_duration + 1)
-            + sweep_points * (plan.sweep_duration + 2)
-        )
-        total = points + paired_points + sweep_points
+        total, seconds = planned(plan)
         self.progress = Progress(total, seconds / total)
 
     def run(self):
@@ -110,38 +157,93 @@ class Runner:
     def run_sweeps(self):
         if not self.plan.sweep_fractions:
             return
-        ceilings = self.sweeps["ceilings"]
         for server in sweep.servers(self.plan):
             try:
-                base, _ = self.deploy(server, "nginx")
-                for name, endpoint, connections in sweep.WORKLOADS:
-                    if name not in ceilings:
-                        # The default's, first: every server is offered fractions of it.
-                        measured = wrk.run(base + endpoint.path, connections, self.plan.sweep_duration, endpoint.mix)
-                        ceilings[name] = measured["rps"]
-                        self.progress.step(f"sweep ceiling: {server.name} {name}", outcome(measured))
-                    for fraction, rate in sweep.offered_rates(ceilings[name], self.plan.sweep_fractions):
-                        url = base + endpoint.path
-                        measured = openloop.run(url, rate, self.plan.sweep_duration, connections, endpoint.mix)
-                        self.sweeps["points"].append(
-                            {"server": server.name, "default": server.default, "workload": name}
-                            | {"fraction": fraction, **measured}
-                        )
-                        self.progress.step(f"sweep {server.name} {name} at {fraction:.0%}", open_outcome(measured))
-                        if not settles(base + TRIVIAL.path):
-                            self.containers.remove_leftovers()
-                            base, _ = self.deploy(server, "nginx")
+                self.sweep_server(server)
             except Exception as error:
                 self.failures.append(f"sweep of {server.name}: {error}")
                 print(f"!! sweep of {server.name}: {error}", flush=True)
             finally:
                 self.containers.remove_leftovers()
 
+    def sweep_server(self, server):
+        """The server's own open-loop ceiling, then each workload at every fraction of the
+        default's ceiling on it (the default, swept first, sets them)."""
+        base, _ = self.deploy(server, "nginx")
+        found = self.own_open_loop_ceiling(server, base)
+        self.sweeps["open_loop_ceilings"][server.name] = {"default": server.default, "family": server.family, **found}
+        for name, endpoint, connections in sweep.WORKLOADS:
+            if name not in self.sweeps["ceilings"]:
+                if not server.default:
+                    # The default's sweep failed: no rates to offer that are fractions of its.
+                    continue
+                self.set_sweep_ceiling(base, name, endpoint, connections, found["ceiling_rps"])
+            base = self.sweep_workload(server, base, name, endpoint, connections)
+
+    def own_open_loop_ceiling(self, server, base):
+        """The server's open-loop ceiling on sleep/100: the default's as the paired rounds found
+        it, when they did; searched now otherwise."""
+        if server.default and self.open_loop:
+            return self.open_loop["ceiling"]
+        return self.search_open_loop_ceiling(server, base)
+
+    def set_sweep_ceiling(self, base, name, endpoint, connections, open_loop_ceiling_rps):
+        """The rate every server is offered fractions of on a workload, from the default."""
+        kind = sweep.yardstick(name, open_loop_ceiling_rps)
+        if kind == sweep.OPEN_LOOP:
+            rps = open_loop_ceiling_rps
+        else:
+            measured = wrk.run(base + endpoint.path, connections, self.plan.sweep_duration, endpoint.mix)
+            self.progress.step(f"sweep ceiling: {name}", outcome(measured))
+            rps = measured["rps"]
+        self.sweeps["ceilings"][name], self.sweeps["ceiling_kinds"][name] = rps, kind
+
+    def sweep_workload(self, server, base, name, endpoint, connections):
+        """The open loop at each fraction of the workload's ceiling; the base URL, as a server
+        that does not settle is started afresh."""
+        for fraction, rate in sweep.offered_rates(self.sweeps["ceilings"][name], self.plan.sweep_fractions):
+            measured = openloop.run(base + endpoint.path, rate, self.plan.sweep_duration, connections, endpoint.mix)
+            self.sweeps["points"].append(
+                {"server": server.name, "default": server.default, "workload": name}
+                | {"fraction": fraction, **measured}
+            )
+            self.progress.step(f"sweep {server.name} {name} at {fraction:.0%}", open_outcome(measured))
+            if not settles(base + TRIVIAL.path):
+                self.containers.remove_leftovers()
+                base, _ = self.deploy(server, "nginx")
+        return base
+
+    def search_open_loop_ceiling(self, server, base):
+        """The highest rate `server` serves on sleep/100 over 1000 open connections behind
+        nginx (ceiling.py), from a first guess under what wrk did there."""
+        closed = closed_loop_sleep_rps(self.rows, self.paired_runs, server)
+        if closed is None:
+            closed = wrk.run(base + SLEEP.path, OPEN_LOOP_CONNECTIONS, self.plan.duration)["rps"]
+        first_guess = FIRST_GUESS_SHARE * max(closed, FIRST_GUESS_MIN_RPS)
+
+        def measure(rate):
+            measured = self.open_loop_run(base, rate)
+            reasons = ceiling.why_not_served(measured)
+            label = f"open-loop ceiling of {server.name}: {rate:,.0f} rps"
+            self.progress.step(label, "; ".join(reasons) or "served")
+            return measured
+
+        return ceiling.search(measure, first_guess) | {"first_guess_rps": round(first_guess, 1)}
+
+    def open_loop_run(self, base, rate):
+        """sleep/100 over 1000 open connections at `rate`, from one generator process; then the
+        server is let settle."""
+        url = base + SLEEP.path
+        measured = openloop.run(url, rate, self.plan.open_loop_duration, OPEN_LOOP_CONNECTIONS, processes=1)
+        settles(base + TRIVIAL.path)
+        return measured
+
     def run_runoff(self):
         if runoff.CLIENTS not in self.plan.mixed_clients or not self.plan.paired_rounds:
             return
         candidates = runoff.candidates(self.rows, self.plan.servers)
-        if len(candidates) < 2:
+        # The default and itself without metrics compare with no one.
+        if len(candidates) < 3:
             return
         try:
             self.runoff = runoff.run(
@@ -174,7 +276,7 @@ class Runner:
                 for name, clients in self.plan.static_measurements():
                     measured = wrk.run(PAIRED[name], clients, self.plan.duration)
                     self.record_static(name, STATIC_VIAS[name], clients, measured)
-                self.run_paired()
+                self.run_paired(server)
             self.settings[server.name] = effective_settings(web)
             self.containers.remove_leftovers()
 
@@ -206,35 +308,74 @@ class Runner:
         """Each paired measurement's requests/s, round by round: what the targets' ratios take."""
         return {name: [run["rps"] for run in runs] for name, runs in self.paired_runs.items()}
 
-    def run_paired(self):
+    def run_paired(self, server):
+        """The targets' paired rounds, with the default and its nginx up: the default's
+        open-loop ceiling first, then each round's closed-loop measurements and open-loop runs.
+        The default with APP_METRICS=off runs beside it meanwhile, and is removed after."""
+        if not self.plan.paired_rounds:
+            return
+        beside = self.start_metrics_off(server)
+        try:
+            self.measure_open_loop_ceiling(server)
+            meters = self.paired_meters(beside)
+            for number in range(self.plan.paired_rounds):
+                self.run_closed_loop_round(number, meters)
+                self.run_open_loop_round(number)
+        finally:
+            self.containers.stop(beside)
+
+    def start_metrics_off(self, server):
+        """The default again with APP_METRICS=off, serving and warmed up, beside the default."""
+        container = self.containers.start_server(metrics_off(server), alias=METRICS_OFF_ALIAS)
+        wait_until_serving(WEB_METRICS_OFF + TRIVIAL.path, container)
+        wrk.run(WEB_METRICS_OFF + TRIVIAL.path, 16, self.plan.warmup)
+        return container
+
+    def paired_meters(self, beside):
+        """Each paired measurement's CPU meter: the default's containers, but for the
+        measurement without metrics, whose server is the container beside it."""
+        default = CpuMeter(self.deployed)
+        without_metrics = CpuMeter({**self.deployed, "server": beside})
+        return {name: without_metrics if name == METRICS_OFF else default for name in PAIRED}
+
+    def run_closed_loop_round(self, number, meters):
         names = list(PAIRED)
-        meter = CpuMeter(self.deployed)
-        for number in range(self.plan.paired_rounds):
-            # Every other round backwards, so no side always runs first.
-            for name in names if number % 2 == 0 else names[::-1]:
-                before = meter.snapshot()
-                measured = wrk.run(PAIRED[name], paired_clients(name), self.plan.paired_duration)
-                self.paired_cpu[name].append(per_request_us(before, meter.snapshot(), measured["requests"]))
-                self.paired_runs[name].append(
-                    {"rps": measured["rps"], "p99_ms": measured["p99_ms"], "errors": measured["errors"]}
-                )
-                self.progress.step(f"paired round {number + 1}: {name}", outcome(measured))
-                settles(NGINX + TRIVIAL.path)
-            self.run_open_loop_round(number)
+        # Every other round backwards, so no side always runs first.
+        for name in names if number % 2 == 0 else names[::-1]:
+            before = meters[name].snapshot()
+            measured = wrk.run(PAIRED[name], paired_clients(name), self.plan.paired_duration)
+            self.paired_cpu[name].append(per_request_us(before, meters[name].snapshot(), measured["requests"]))
+            self.paired_runs[name].append(
+                {"rps": measured["rps"], "p99_ms": measured["p99_ms"], "errors": measured["errors"]}
+            )
+            self.progress.step(f"paired round {number + 1}: {name}", outcome(measured))
+            settles(NGINX + TRIVIAL.path)
+
+    def measure_open_loop_ceiling(self, server):
+        """The default's open-loop ceiling on sleep/100 behind its nginx, then one run at
+        UNLOADED_FRACTION of it: the p99 with no queue, that the loaded runs' is judged against."""
+        found = self.search_open_loop_ceiling(server, NGINX)
+        self.open_loop = {"ceiling": found, "unloaded": None, "rounds": []}
+        if not found["ceiling_rps"]:
+            return
+        measured = self.open_loop_run(NGINX, UNLOADED_FRACTION * found["ceiling_rps"])
+        self.open_loop["unloaded"] = {"fraction": UNLOADED_FRACTION, **measured}
+        self.progress.step(f"sleep/100 open loop at {UNLOADED_FRACTION:.0%} of its ceiling", open_outcome(measured))
 
     def run_open_loop_round(self, number):
-        """The latency target's point: sleep/100 over 1000 open connections, offered
-        OPEN_LOOP_FRACTION of the rate the same workload reached closed-loop in this round."""
-        ceiling = self.paired_runs[SLEEP_1000][-1]["rps"]
-        if not ceiling:
-            self.open_loop_rounds.append({"ceiling_rps": 0.0})
+        """sleep/100 over 1000 open connections at each of OPEN_LOOP_FRACTIONS of the default's
+        open-loop ceiling, the other way round every other round."""
+        ceiling_rps = self.open_loop["ceiling"]["ceiling_rps"]
+        if not ceiling_rps:
             return
-        rate = OPEN_LOOP_FRACTION * ceiling
-        measured = openloop.run(NGINX + SLEEP.path, rate, self.plan.paired_duration, 1000)
-        self.open_loop_rounds.append({"ceiling_rps": ceiling, **measured})
-        label = f"paired round {number + 1}: sleep/100 open loop at {OPEN_LOOP_FRACTION:.0%}"
-        self.progress.step(label, open_outcome(measured))
-        settles(NGINX + TRIVIAL.path)
+        for fraction in OPEN_LOOP_FRACTIONS if number % 2 == 0 else OPEN_LOOP_FRACTIONS[::-1]:
+            measured = self.open_loop_run(NGINX, fraction * ceiling_rps)
+            self.open_loop["rounds"].append(
+                {"round": number + 1, "fraction": fraction, "ceiling_rps": ceiling_rps, **measured}
+            )
+            self.progress.step(
+                f"paired round {number + 1}: sleep/100 open loop at {fraction:.0%}", open_outcome(measured)
+            )
 
     def deploy(self, server, via):
         """Start the server (and nginx in front of it), wait until it serves, warm it up."""
