@@ -153,13 +153,13 @@ test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker co
 test-swarm: $(VENV)/.installed ## The Swarm tests: a three-node swarm of Docker-in-Docker engines, under load (several minutes)
 	$(PYTHON) -m pytest -m swarm tests
 
-bench: ## Benchmark every server configuration, direct and behind nginx (about 50 min); report in bench/results/latest
+bench: ## Benchmark every server configuration, direct and behind nginx (over an hour); report in bench/results/latest
 	bench/run.sh full
 
-bench-quick: ## The benchmark's smoke run (a few minutes): one configuration of each server, short runs
+bench-quick: ## The benchmark's smoke run (about 10 min): one configuration of each server, short runs
 	bench/run.sh quick
 
-bench-tuning: ## The default configuration against variants of it, in paired rounds (about 7 min)
+bench-tuning: ## The default configuration against variants of it, in paired rounds (about 20 min; BENCH_VARIANTS=words narrows them)
 	bench/run.sh tuning
 
 bench-growth: ## How cost grows: nginx's memory by idle connections, a gevent worker's by sleeping requests, replicas on these cores, make scale's time (about 10 min)

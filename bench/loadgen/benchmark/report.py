@@ -243,8 +243,8 @@ def open_loop_section(open_loop):
         "## The default in the open loop (paired rounds)",
         "",
         "`/api/sleep/100` over 1000 open connections behind the stack's nginx. The default's open-loop "
-        f"ceiling: {ceiling_text(found)}, the highest rate served with no error, the answers keeping pace "
-        f"and the generator on schedule (`benchmark/ceiling.py`; first guess {found['first_guess_rps']:,.0f}; "
+        f"ceiling: {ceiling_text(found)}, the highest rate served with no error, the generator on schedule "
+        f"and a connection for each request (`benchmark/ceiling.py`; first guess {found['first_guess_rps']:,.0f}; "
         f"tried: {search_text(found)}).",
     ]
     unloaded = open_loop.get("unloaded")
@@ -332,8 +332,9 @@ def sweep_section(sweeps):
         "left, and sends less while the server is slow). The rates are fractions of the default's "
         "ceiling on the same workload and connections, in the open loop itself or closed-loop (wrk), "
         "as each heading says. Uncorrected p99 is from when each "
-        "request left, what a closed loop would have shown. `behind`: the generator itself missed its "
-        "schedule by more than 10 ms at p99, so the machine's cores were short for load and generator.",
+        "request left, what a closed loop would have shown. `behind`: the generator itself sent late, "
+        "more than 10 ms at p99 (its schedule, or, while it had a connection for each request, the "
+        "send), so the machine's cores were short for load and generator.",
     ]
     out += sweep_ceilings(sweeps)
     kinds = sweeps.get("ceiling_kinds") or {}
