@@ -98,6 +98,9 @@ def post_worker_init(worker):
     global take_turn
     recycler.start(worker.log, worker)
     take_turn = take_turns(worker.cfg.worker_class_str, stack_settings["CONNECTION_TURNS"])
+    if metrics_port:
+        # worker.wsgi: the application this worker has just loaded and serves.
+        metrics.start_sampling_in_flight(worker.wsgi)
     # The database probes' pool, made in the worker after gevent's patching, never in the
     # master: psycopg must first be imported with the patches in place (stack/database.py).
     if stack_settings["PROBES"] and database.configured(stack_settings):

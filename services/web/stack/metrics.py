@@ -7,15 +7,21 @@ the exporter (metrics_exporter.py, its own process and port) reads them all.
   route template and status, times it until its last byte is handed to gunicorn, and keeps
   the number in flight. The route is Flask's rule (`/api/sleep/<ms>`), never the path,
   so a client cannot mint series; a request Flask did not route is `unmatched`.
+  What it costs a request is part of the stack's overhead, so it does the least it can:
+  it keeps each label set's child (labels() takes a lock and builds a key every call),
+  and counts the requests in flight in the worker's memory, where sample_in_flight, once
+  a second from a thread gunicorn.conf.py starts in each worker, sets the gauge: two file
+  writes a request fewer, for a gauge at most a second old (bench/README.md, "Metrics").
 - gunicorn.conf.py's hooks count workers leaving, and why a worker was recycled.
 
 Names follow https://prometheus.io/docs/practices/naming/ and are prefixed with the stack's.
 """
 
+import itertools
+import threading
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
-from werkzeug.wsgi import ClosingIterator
 
 # Any other method (nginx passes any of 3 to 20 capitals) is counted as "other": a label
 # value per made-up method would let clients grow the series without bound.
@@ -37,8 +43,10 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 # livesum: the sum over the workers that are alive; a dead worker's share is dropped with its
-# files (mark_process_dead in gunicorn's child_exit hook).
+# files (mark_process_dead in gunicorn's child_exit hook). Set once a second (sample_in_flight).
 IN_FLIGHT = Gauge("flask_stack_http_requests_in_flight", "Requests being served", multiprocess_mode="livesum")
+# How often each worker sets its share of the gauge.
+IN_FLIGHT_SAMPLE_SECONDS = 1.0
 WORKER_EXITS = Counter("flask_stack_worker_exits", "Workers that exited, for any reason (counted by the master)")
 WORKER_RECYCLES = Counter(
     "flask_stack_worker_recycles", "Workers the stack recycled, by reason: max_requests or memory", ["reason"]
@@ -61,6 +69,18 @@ class RequestMetrics:
     def __init__(self, app, clock=time.perf_counter):
         self.app = app
         self.clock = clock
+        # (method, route, status) -> (its counter child, its histogram child). Bounded as the
+        # labels are: methods by METHODS, routes by the app's rules, statuses by three digits.
+        self.children = {}
+        # Requests started and finished in this worker. next() on a count is one C call, safe
+        # from any thread: gthread workers' threads share these without a lock.
+        self.started = itertools.count()
+        self.finished = itertools.count()
+
+    def in_flight(self):
+        """The requests this worker is serving. Each count moves on by one here too, which
+        leaves their difference as it was."""
+        return next(self.started) - next(self.finished)
 
     def __call__(self, environ, start_response):
         started = self.clock()
@@ -75,15 +95,61 @@ class RequestMetrics:
         def finished():
             method = environ.get("REQUEST_METHOD", "")
             method = method if method in METHODS else "other"
-            REQUESTS.labels(method, answer["route"], answer["status"]).inc()
-            LATENCY.labels(method, answer["route"]).observe(self.clock() - started)
-            IN_FLIGHT.dec()
+            key = (method, answer["route"], answer["status"])
+            children = self.children.get(key)
+            if children is None:
+                children = self.children[key] = (REQUESTS.labels(*key), LATENCY.labels(method, answer["route"]))
+            children[0].inc()
+            children[1].observe(self.clock() - started)
+            next(self.finished)
 
-        IN_FLIGHT.inc()
+        next(self.started)
         try:
             body = self.app(environ, recording_start_response)
         except BaseException:
             finished()
             raise
         # gunicorn closes every response body once it is sent (PEP 3333): that is the end.
-        return ClosingIterator(body, finished)
+        return Body(body, finished)
+
+
+class Body:
+    """A response body whose close() also runs `when_closed`. Iterating it iterates the
+    app's own body: the server gets the app's iterator, and no call is added per chunk."""
+
+    def __init__(self, body, when_closed):
+        self.body = body
+        self.when_closed = when_closed
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self):
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.when_closed()
+
+
+def sample_in_flight(request_metrics, every_s=IN_FLIGHT_SAMPLE_SECONDS, stop=None):
+    """Set this worker's share of the in-flight gauge every `every_s` until `stop` is set."""
+    stop = stop or threading.Event()
+    while True:
+        IN_FLIGHT.set(request_metrics.in_flight())
+        if stop.wait(every_s):
+            return
+
+
+def start_sampling_in_flight(app, stop=None):
+    """In a worker, after its fork: a daemon thread (a greenlet under gevent) that keeps the
+    gauge for `app`, the stack's entry point, when its metrics are on (RequestMetrics is then
+    its outermost layer, wrapping.py), until `stop` is set or the worker exits. Returns the
+    thread or None."""
+    if not isinstance(app, RequestMetrics):
+        return None
+    arguments = (app, IN_FLIGHT_SAMPLE_SECONDS, stop)
+    thread = threading.Thread(target=sample_in_flight, args=arguments, name="in-flight gauge", daemon=True)
+    thread.start()
+    return thread

@@ -294,8 +294,13 @@ def sample(families, family, name, **labels):
 
 def test_metrics_sum_every_workers_requests_on_their_own_port(gunicorn, tmp_path):
     metrics_port = free_port()
+    # gevent, the default class: each worker serves several requests at once, and its sampling
+    # thread is a greenlet beside them.
     _, port, _ = gunicorn(
-        GUNICORN_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), APP_METRICS_PORT=str(metrics_port)
+        GUNICORN_WORKERS="2",
+        GUNICORN_WORKER_CLASS="gevent",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        APP_METRICS_PORT=str(metrics_port),
     )
     pids = set()
     for ms in (1, 2, 3) * 5:
@@ -320,9 +325,21 @@ def test_metrics_sum_every_workers_requests_on_their_own_port(gunicorn, tmp_path
     # The 3 ms sleeps are all over 2.5 ms; none of the 15 took 25 s.
     assert sample(families, latency, f"{latency}_bucket", route="/api/sleep/<ms>", le="0.0025") <= 10
     assert sample(families, latency, f"{latency}_bucket", route="/api/sleep/<ms>", le="25.0") == 15
-    # A request leaves the gauge when gunicorn closes its response, just after the client
-    # has read it: the gauge settles at 0 a moment after the last answer.
+    # Requests being served are in the gauge, each worker's share set once a second by its
+    # sampling thread (metrics.py): three 3-second sleeps show as 3 within 2 s.
     in_flight = "flask_stack_http_requests_in_flight"
+    sleepers = [threading.Thread(target=request, args=(port, "GET", "/api/sleep/3000")) for _ in range(3)]
+    for sleeper in sleepers:
+        sleeper.start()
+    deadline = time.monotonic() + 2
+    while sample(families, in_flight, in_flight) != 3:
+        assert time.monotonic() < deadline, f"{sample(families, in_flight, in_flight)} requests in flight, not 3"
+        time.sleep(0.1)
+        families = scrape(metrics_port)
+    for sleeper in sleepers:
+        sleeper.join(timeout=10)
+    # A request leaves the count when gunicorn closes its response, just after the client
+    # has read it: the gauge settles at 0 within a second of the last answer.
     deadline = time.monotonic() + 5
     while sample(families, in_flight, in_flight) != 0:
         assert time.monotonic() < deadline, f"{sample(families, in_flight, in_flight)} requests still in flight"

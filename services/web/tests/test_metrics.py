@@ -8,11 +8,15 @@ A request is counted when its response body is closed, as gunicorn does once it 
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from prometheus_client import REGISTRY
+
+from stack.metrics import Body, RequestMetrics, sample_in_flight, start_sampling_in_flight
 
 WEB_DIR = Path(__file__).resolve().parents[1]
 
@@ -67,15 +71,84 @@ def test_the_probes_and_errors_are_counted_with_their_status(wrapped, app):
     before_sleep = count("/api/sleep/<ms>", "200")
     before_broken = count("/broken", "500")
     before_latency = latency_count("/api/sleep/<ms>")
-    in_flight = REGISTRY.get_sample_value("flask_stack_http_requests_in_flight")
     assert client.get("/api/sleep/1", buffered=True).status_code == 200
     assert client.get("/broken", buffered=True).status_code == 500
     assert count("/api/sleep/<ms>", "200") - before_sleep == 1
     assert latency_count("/api/sleep/<ms>") - before_latency == 1
     assert count("/broken", "500") - before_broken == 1
-    # Both have finished, the failed one too: neither is left counted in flight. (Other tests'
-    # clients leave theirs unclosed, hence the comparison with before.)
-    assert REGISTRY.get_sample_value("flask_stack_http_requests_in_flight") == in_flight
+    # Both have finished, the failed one too: neither is left counted in flight.
+    assert client.application.in_flight() == 0
+
+
+def test_a_request_is_in_flight_until_its_body_is_closed_and_the_gauge_takes_the_workers_count(wrapped, app):
+    client = wrapped(app, PROBES=False)
+    metered = client.application
+    assert isinstance(metered, RequestMetrics)
+    response = client.get("/orders/5")
+    assert metered.in_flight() == 1
+    # Reading the count leaves it as it is.
+    assert metered.in_flight() == 1
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_in_flight, args=(metered, 0.01, stop))
+    sampler.start()
+    try:
+        deadline = time.monotonic() + 5
+        while REGISTRY.get_sample_value("flask_stack_http_requests_in_flight") != 1:
+            assert time.monotonic() < deadline, "the sampler never set the gauge"
+            time.sleep(0.01)
+        response.close()
+        assert metered.in_flight() == 0
+        while REGISTRY.get_sample_value("flask_stack_http_requests_in_flight") != 0:
+            assert time.monotonic() < deadline, "the gauge never went back to 0"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        sampler.join(timeout=5)
+    assert not sampler.is_alive()
+
+
+def test_the_body_hands_the_server_the_apps_own_iterator_and_closes_both():
+    closed = []
+
+    class AppBody:
+        def __init__(self):
+            self.chunks = iter([b"a", b"b"])
+
+        def __iter__(self):
+            return self.chunks
+
+        def close(self):
+            closed.append("app")
+
+    app_body = AppBody()
+    body = Body(app_body, lambda: closed.append("metrics"))
+    assert iter(body) is app_body.chunks
+    assert b"".join(body) == b"ab"
+    body.close()
+    assert closed == ["app", "metrics"]
+
+
+def test_the_request_is_counted_even_when_the_apps_close_raises():
+    counted = []
+
+    class FailingClose(list):
+        def close(self):
+            raise RuntimeError("close failed")
+
+    body = Body(FailingClose([b"x"]), lambda: counted.append(1))
+    with pytest.raises(RuntimeError):
+        body.close()
+    assert counted == [1]
+
+
+def test_sampling_starts_only_for_a_metered_entry_point_and_stops_when_told(wrapped, app):
+    stop = threading.Event()
+    assert start_sampling_in_flight(wrapped(app, PROBES=False, METRICS=False).application, stop) is None
+    thread = start_sampling_in_flight(wrapped(app, PROBES=False).application, stop)
+    assert thread is not None and thread.daemon and thread.is_alive()
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
 
 
 def test_metrics_off_counts_nothing(wrapped, app):
