@@ -94,3 +94,8 @@ def test_a_server_beyond_every_rate_tried_reports_the_highest_served_unbracketed
 def test_the_first_guess_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
         ceiling.search(lambda rate: result(rate), 0)
+
+
+def test_the_first_guess_is_under_the_closed_loop_rate_and_never_nothing():
+    assert ceiling.first_guess(3000) == pytest.approx(3000 * ceiling.FIRST_GUESS_SHARE)
+    assert ceiling.first_guess(0) == ceiling.FIRST_GUESS_SHARE * ceiling.FIRST_GUESS_MIN_RPS > 0

@@ -146,22 +146,8 @@ def results(**extra):
     }
 
 
-def judged(result):
-    """What --render-only does before writing: judge the targets from the result's keys."""
-    result["targets"] = targets.check_all(
-        result["rows"],
-        paired=result.get("paired"),
-        paired_cpu=result.get("paired_cpu"),
-        runoff=result.get("mixed_runoff"),
-        open_loop=result.get("open_loop"),
-        sweeps=result.get("sweeps"),
-    )
-    result["retired_targets"] = targets.retired(result["rows"], result.get("paired"), result.get("paired_cpu"))
-    return result
-
-
 def test_results_from_before_the_open_loop_ceiling_render_with_its_targets_not_measured():
-    older = judged(
+    older = targets.judge(
         results(
             open_loop_rounds=[open_run(1, 0.8, [])],
             mixed_runoff={"default": "d", "rounds": {"d": [{"rps": 900.0, "p99_ms": 1.0, "errors": {}}]}},
@@ -180,7 +166,7 @@ def test_results_from_before_the_open_loop_ceiling_render_with_its_targets_not_m
 
 
 def test_new_results_render_the_open_loop_section_and_its_run_length():
-    result = judged(results(open_loop=OPEN_LOOP) | {"plan": results()["plan"] | {"open_loop_duration": 5}})
+    result = targets.judge(results(open_loop=OPEN_LOOP) | {"plan": results()["plan"] | {"open_loop_duration": 5}})
     text = report.render(result)
     assert "paired rounds: 5 of 5s per measurement, 5s per open-loop run." in text
     assert "## The default in the open loop (paired rounds)" in text

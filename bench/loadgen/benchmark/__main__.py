@@ -161,18 +161,7 @@ def measure_growth(containers, cores, duration, folder, rounds=3):
 
 def write(result, folder):
     """Judge the targets, then write results.json, report.md and the plots; 1 if a server failed."""
-    # Results from before a measurement lack its key: its targets say "not measured".
-    result["targets"] = targets.check_all(
-        result["rows"],
-        paired=result.get("paired"),
-        paired_cpu=result.get("paired_cpu"),
-        runoff=result.get("mixed_runoff"),
-        open_loop=result.get("open_loop"),
-        sweeps=result.get("sweeps"),
-    )
-    result["retired_targets"] = targets.retired(
-        result["rows"], result.get("paired"), result.get("paired_cpu"), result.get("paired_runs")
-    )
+    targets.judge(result)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (folder / "report.md").write_text(report.render(result))

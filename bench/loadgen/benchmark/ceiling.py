@@ -21,6 +21,17 @@ then halves the gap a fixed number of times: a bounded number of runs per server
 # Runs spent bracketing, then narrowing: the gap left is the bracket / 2**NARROWING_RUNS.
 BRACKETING_RUNS_MAX = 4
 NARROWING_RUNS = 4
+# A search's first guess, as a share of what wrk did closed-loop on the same workload: the
+# open loop's generator is Python on the same cores, so less is served.
+FIRST_GUESS_SHARE = 0.7
+# The least a first guess starts from: a closed-loop run that got next to nothing back
+# still leaves the search a rate to double.
+FIRST_GUESS_MIN_RPS = 100.0
+
+
+def first_guess(closed_loop_rps):
+    """Where a search starts, from what wrk did closed-loop on the same workload."""
+    return FIRST_GUESS_SHARE * max(closed_loop_rps, FIRST_GUESS_MIN_RPS)
 
 
 def why_not_served(result):

@@ -49,12 +49,6 @@ PAIRED = {
 }
 # The open loop's connections on sleep/100, as in the latency target.
 OPEN_LOOP_CONNECTIONS = 1000
-# A ceiling search's first guess, as a share of what wrk did closed-loop on the same
-# workload: the open loop's generator is Python on the same cores, so less is served.
-FIRST_GUESS_SHARE = 0.7
-# The least a first guess starts from: a closed-loop run that got next to nothing back
-# still leaves the search a rate to double.
-FIRST_GUESS_MIN_RPS = 100.0
 
 
 def paired_clients(name):
@@ -219,7 +213,7 @@ class Runner:
         closed = closed_loop_sleep_rps(self.rows, self.paired_runs, server)
         if closed is None:
             closed = wrk.run(base + SLEEP.path, OPEN_LOOP_CONNECTIONS, self.plan.duration)["rps"]
-        first_guess = FIRST_GUESS_SHARE * max(closed, FIRST_GUESS_MIN_RPS)
+        first_guess = ceiling.first_guess(closed)
 
         def measure(rate):
             measured = self.open_loop_run(base, rate)

@@ -489,6 +489,23 @@ def mixed_default_is_best(runoff=None):
     return check(name, ratio >= 1 - MIXED_WITHIN, measured, wanted)
 
 
+def judge(result):
+    """Judge a run's targets (and the retired ones) from its result's keys, into the result.
+    Results from before a measurement lack its key: its targets say "not measured"."""
+    result["targets"] = check_all(
+        result["rows"],
+        paired=result.get("paired"),
+        paired_cpu=result.get("paired_cpu"),
+        runoff=result.get("mixed_runoff"),
+        open_loop=result.get("open_loop"),
+        sweeps=result.get("sweeps"),
+    )
+    result["retired_targets"] = retired(
+        result["rows"], result.get("paired"), result.get("paired_cpu"), result.get("paired_runs")
+    )
+    return result
+
+
 def check_all(rows, paired=None, paired_cpu=None, runoff=None, open_loop=None, sweeps=None):
     return [
         hop(paired, paired_cpu),

@@ -83,7 +83,7 @@ def compare(containers, variants, rounds, duration, workloads=WORKLOADS, open_lo
         if open_loop:
             # Its first guess: what the default does closed-loop on the same workload.
             closed = wrk.run(bases[0]["nginx"] + SLEEP.path, 1000, duration)
-            found = default_open_loop_ceiling(bases[0]["nginx"], max(closed["rps"], 100.0) * 0.7)
+            found = default_open_loop_ceiling(bases[0]["nginx"], ceiling.first_guess(closed["rps"]))
         for number in range(rounds):
             for label, via, endpoint, clients in workloads:
                 for index, variant in numbered if number % 2 == 0 else numbered[::-1]:
