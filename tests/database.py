@@ -52,13 +52,15 @@ def sql(stack, statement, timeout=30, **values):
 
 
 def server_connections(stack):
-    """Connections Postgres holds for clients of the app's database, this query's own excepted."""
-    ((count,),) = sql(
+    """The connections Postgres holds for clients of the app's database over the network, as
+    (pid, client address, state, backend start) rows. Only TCP clients: the app's come through
+    PgBouncer, while psql in the db container (this query, and the last one, whose backend
+    may not have exited yet on a loaded machine) comes over the socket."""
+    return sql(
         stack,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND backend_type = 'client backend' "
-        "AND pid <> pg_backend_pid()",
+        "SELECT pid, host(client_addr), state, backend_start FROM pg_stat_activity "
+        "WHERE datname = 'app' AND backend_type = 'client backend' AND client_addr IS NOT NULL",
     )
-    return int(count)
 
 
 class WriteLoop(LoadLoop):
