@@ -75,11 +75,13 @@ def settings_from_env(environ, cpus=None):
         # and never sends a request on a connection gunicorn is closing.
         "keepalive": env.whole(environ, "GUNICORN_KEEPALIVE", 75, minimum=1),
         # Recycle workers now and then so slow leaks of anything but memory (which has its
-        # own ceiling, recycling.py) cannot grow forever; each worker's share is drawn
-        # between the two, so that they come due at different times. Rare, because a
-        # recycle costs throughput (bench/README.md, "Tunings"). 0 = never.
+        # own ceiling, recycling.py) cannot grow forever. Rare, because a recycle costs
+        # throughput (bench/README.md, "Tunings"). 0 = never. Each worker draws its share
+        # between max_requests and twice it: workers with equal parts of the load then come
+        # due far apart, since a replica whose workers all recycle at once answers nothing
+        # until one is back (docs/configuration.md, "Recycling", gives the odds).
         "max_requests": env.whole(environ, "GUNICORN_MAX_REQUESTS", 100_000),
-        "max_requests_jitter": env.whole(environ, "GUNICORN_MAX_REQUESTS_JITTER", 10_000),
+        "max_requests_jitter": env.whole(environ, "GUNICORN_MAX_REQUESTS_JITTER", 100_000),
         "worker_tmp_dir": worker_tmp_dir(environ),
         # nginx refuses what is too large (large_client_header_buffers 4 8k: a request line or
         # header line up to 8k, 32k of headers in all); gunicorn must take whatever nginx

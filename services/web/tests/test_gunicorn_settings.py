@@ -78,8 +78,9 @@ def test_production_defaults():
     # Longer than nginx's upstream keepalive_timeout (NGINX_UPSTREAM_KEEPALIVE_TIMEOUT, 5s).
     assert settings["keepalive"] > 5
     assert settings["graceful_timeout"] < 35  # compose's stop_grace_period
-    # gunicorn's own recycling, with jitter so that workers come due at different times.
-    assert settings["max_requests"] > 0 and 0 < settings["max_requests_jitter"] < settings["max_requests"]
+    # gunicorn's own recycling, with a jitter as wide as the count, so that workers with equal
+    # parts of the load come due far apart (docs/configuration.md, "Recycling").
+    assert settings["max_requests"] > 0 and settings["max_requests_jitter"] == settings["max_requests"]
     assert settings["accesslog"] is None
     # JSON lines by default, through gunicorn's logger_class, never logconfig_dict: with one,
     # gunicorn would build an access record per request with the access log off.
