@@ -34,6 +34,11 @@ def test_each_way_a_run_falls_short_is_named(run, reason):
     assert len(reasons) == 1 and reason in reasons[0]
 
 
+def test_error_answers_are_named_by_status():
+    run = result(1000, errors={"status": 30, "timeout": 2}) | {"statuses": {"200": 4970, "502": 20, "504": 10}}
+    assert ceiling.why_not_served(run) == ["errors status 30 (502: 20, 504: 10), timeout 2"]
+
+
 def server_that_serves_up_to(limit):
     tried = []
 

@@ -39,12 +39,21 @@ def why_not_served(result):
     reasons = []
     errors = result.get("errors") or {}
     if errors:
-        reasons.append("errors " + ", ".join(f"{kind} {count}" for kind, count in sorted(errors.items())))
+        statuses = result.get("statuses") or {}
+        reasons.append("errors " + ", ".join(_error(kind, count, statuses) for kind, count in sorted(errors.items())))
     if not result.get("generator_kept_up", False):
         reasons.append("the generator fell behind its schedule")
     if not result.get("connections_sufficed", True):
         reasons.append("requests waited for an idle connection")
     return reasons
+
+
+def _error(kind, count, statuses):
+    """One kind of error and its count; for answers that were errors ("status"), which."""
+    if kind != "status":
+        return f"{kind} {count}"
+    refused = [f"{code}: {n}" for code, n in sorted(statuses.items()) if int(code) >= 400]
+    return f"status {count} ({', '.join(refused)})" if refused else f"status {count}"
 
 
 def search(measure, first_guess_rps, bracketing_runs=BRACKETING_RUNS_MAX, narrowing_runs=NARROWING_RUNS):
