@@ -159,7 +159,7 @@ bench: ## Benchmark every server configuration, direct and behind nginx (over an
 bench-quick: ## The benchmark's smoke run (about 10 min): one configuration of each server, short runs
 	bench/run.sh quick
 
-bench-tuning: ## The default configuration against variants of it, in paired rounds (about 20 min; BENCH_VARIANTS=words narrows them)
+bench-tuning: ## The default configuration against variants of it, in paired rounds (about 22 min; BENCH_VARIANTS=words narrows them)
 	bench/run.sh tuning
 
 bench-growth: ## How cost grows: nginx's memory by idle connections, a gevent worker's by sleeping requests, replicas on these cores, make scale's time (about 10 min)

@@ -161,6 +161,19 @@ def test_the_generator_reports_its_own_cpu(steady):
     assert 0 < steady["generator_cores"] < 0.5, steady
 
 
+def test_the_run_reports_how_busy_the_whole_machine_was(steady):
+    # At least the generator's own share, at most every core.
+    assert steady["machine_cores"] == os.cpu_count()
+    assert steady["generator_cores"] <= steady["machine_busy_cores"] + 0.01 <= steady["machine_cores"] + 0.01, steady
+
+
+def test_workers_that_looked_at_the_same_machine_are_merged_as_one_look():
+    runs = [openloop.Run(samples=[], cpu_s=0.2, machine_busy_s=1.5, end_s=1.0) for _ in range(2)]
+    runs[1].machine_busy_s = 1.6
+    merged = openloop.merge(runs)
+    assert (merged.cpu_s, merged.machine_busy_s) == (0.4, 1.6)
+
+
 def test_windows_count_by_due_time_and_take_failures_as_errors():
     samples = [
         openloop.Sample(due=0.0, queued=0.0, sent=0.0, done=0.010, status=200),
@@ -298,9 +311,11 @@ def test_a_worker_run_travels_to_its_parent_and_back():
         connect_errors=["ConnectionRefusedError"],
         connections=3,
         cpu_s=0.25,
+        machine_busy_s=1.75,
         end_s=1.2,
     )
     back = openloop.decode_run(openloop.encode_run(run))
+    assert back.machine_busy_s == 1.75
     assert back.samples[0] == openloop.Sample(0.1, 0.1, 0.1002, 0.15, 200)
     assert back.samples[1] == run.samples[1]
     assert (back.unsent, back.connect_errors, back.connections, back.cpu_s, back.end_s) == (

@@ -356,6 +356,18 @@ def test_the_p99_up_to_90_percent_must_stay_within_twice_the_unloaded_one():
     assert targets.latency_near_unloaded(open_loop(*runs, unloaded=unloaded_run(110)))["holds"] is False
 
 
+def test_the_flat_latency_target_says_how_busy_the_machine_was_at_each_fraction():
+    busy = {"machine_cores": 2}
+    runs = [
+        open_run(200, fraction=0.8) | busy | {"machine_busy_cores": 1.6},
+        open_run(210, fraction=0.9) | busy | {"machine_busy_cores": 1.7},
+        open_run(230, fraction=0.9, number=2) | busy | {"machine_busy_cores": 1.9},
+    ]
+    unloaded = unloaded_run(110) | busy | {"machine_busy_cores": 0.2}
+    check = targets.latency_near_unloaded(open_loop(*runs, unloaded=unloaded))
+    assert check["measured"].endswith("; the machine's busy cores (of 2): 10% 0.20, 80% 1.60, 90% 1.80")
+
+
 def sweep_point(fraction, p99, *, default=True, workload=sweep.SLEEP_WORKLOAD):
     return open_run(p99, fraction=fraction) | {"server": "d", "default": default, "workload": workload}
 

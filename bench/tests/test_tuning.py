@@ -27,10 +27,13 @@ def test_the_table_has_a_row_per_variant_and_a_column_per_workload():
     assert "| variant | 1,100 · 10 ms · 1.10 |" in text
 
 
-def test_the_default_comes_first_and_every_variant_differs_from_it():
+def test_the_default_comes_first_and_every_variant_but_the_control_differs_from_it():
     variants = tuning_variants(cpus=2)
     assert variants[0].default and variants[0].env == {} and variants[0].nginx_env == {}
-    assert all(variant.env or variant.nginx_env for variant in variants[1:])
+    control, *changed = variants[1:]
+    assert "A/A control" in control.name and not control.default
+    assert control.env == {} and control.nginx_env == {}
+    assert all(variant.env or variant.nginx_env for variant in changed)
     assert len({variant.name for variant in variants}) == len(variants)
 
 

@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .cpu import machine_busy_s
+
 MARKER = "BENCH_RESULT "
 # A worker's lines to its parent: its pool is open; then its samples.
 READY_MARKER = "BENCH_READY"
@@ -132,6 +134,8 @@ class Run:
     connect_errors: list = field(default_factory=list)
     connections: int = 0  # opened
     cpu_s: float = 0.0  # the generator's CPU time from the start to its end
+    # CPU seconds the whole machine was busy over the same span (generator, stack, anything).
+    machine_busy_s: float = 0.0
     end_s: float = 0.0  # when the last answer came (or the wait for it ended)
     processes: int = 1
     event_loop: str = "asyncio"
@@ -197,6 +201,12 @@ def _cpu_s():
     """CPU seconds this process has used, in user and kernel mode."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _machine_busy_s():
+    """CPU seconds the machine has been busy (/proc/stat counts the host's CPUs, even here)."""
+    with open("/proc/stat") as stat:
+        return machine_busy_s(stat.read())
 
 
 def _grace_s(duration_s):
@@ -292,14 +302,14 @@ async def attack(url, rate, duration_s, connections, mix=(), timeout_s=REQUEST_T
     if not pool:
         raise RuntimeError(f"no connection to {host}:{port} could be opened: {connect_errors[:3]}")
     starts_at = await start() if start else time.monotonic()
-    cpu_before = _cpu_s()
+    cpu_before, machine_before = _cpu_s(), _machine_busy_s()
     samples, end_s, short = await _drive(pool, offsets, paths, starts_at, timeout_s, _grace_s(duration_s))
-    cpu_s = _cpu_s() - cpu_before
+    cpu_s, machine_s = _cpu_s() - cpu_before, _machine_busy_s() - machine_before
     for connection in pool:
         connection.close()
     # Due times are the schedule's own floats, so a request sent is found by its due time.
     unsent = sorted(set(offsets) - {s.due for s in samples})
-    return Run(samples, unsent, connect_errors, len(pool), cpu_s, end_s, 1, _loop_name(), short)
+    return Run(samples, unsent, connect_errors, len(pool), cpu_s, machine_s, end_s, 1, _loop_name(), short)
 
 
 def _spread(values):
@@ -414,6 +424,9 @@ def summarize(run, rate, duration_s):
         "connections_sufficed": sufficed,
         "generator_cpu_s": round(run.cpu_s, 3),
         "generator_cores": round(run.cpu_s / run.end_s, 3) if run.end_s > 0 else 0.0,
+        # How near the cores were to full: past a point, the stack's queue is the CPU's.
+        "machine_busy_cores": round(run.machine_busy_s / run.end_s, 2) if run.end_s > 0 else 0.0,
+        "machine_cores": os.cpu_count(),
         "processes": run.processes,
         "event_loop": run.event_loop,
         "windows": windows(samples, run.unsent),
@@ -426,7 +439,16 @@ _TIMES = ("queued", "sent", "done")
 
 
 # The rest of a Run, beside its samples' columns.
-_RUN_FIELDS = ("unsent", "connect_errors", "connections", "cpu_s", "end_s", "event_loop", "connections_short")
+_RUN_FIELDS = (
+    "unsent",
+    "connect_errors",
+    "connections",
+    "cpu_s",
+    "machine_busy_s",
+    "end_s",
+    "event_loop",
+    "connections_short",
+)
 
 
 def encode_run(run):
@@ -457,6 +479,8 @@ def merge(runs):
         connect_errors=[error for run in runs for error in run.connect_errors],
         connections=sum(run.connections for run in runs),
         cpu_s=sum(run.cpu_s for run in runs),
+        # Each worker saw the same machine over about the same span: the longest look.
+        machine_busy_s=max(run.machine_busy_s for run in runs),
         end_s=max(run.end_s for run in runs),
         processes=len(runs),
         event_loop=runs[0].event_loop,

@@ -279,6 +279,9 @@ def tuning_variants(cpus, chosen=()):
     whose names contain one of the `chosen` words, when given)."""
     default = default_server(cpus)
     variants = {
+        # The default itself again, in a container of its own: what a ratio reads when nothing
+        # differs, so a variant's distance from 1 can be told from the bench's own spread.
+        "nothing changed (A/A control)": ({}, {}),
         # The default before the benchmark: a busy worker recycled every few seconds.
         "GUNICORN_MAX_REQUESTS=5000": ({"GUNICORN_MAX_REQUESTS": "5000", "GUNICORN_MAX_REQUESTS_JITTER": "500"}, {}),
         # Two processes per core instead of one.

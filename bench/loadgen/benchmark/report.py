@@ -185,6 +185,8 @@ def generator_cell(run):
     """How the generator fared in a run: its cores, and whether it kept its schedule and had
     an idle connection for each request when due."""
     text = f"{run['generator_cores']:.2f} cores" if run.get("generator_cores") is not None else ""
+    if run.get("machine_busy_cores") is not None:
+        text += f" · machine {run['machine_busy_cores']:.2f} of {run['machine_cores']} busy"
     if not run["generator_kept_up"]:
         text += " · behind"
     if not run.get("connections_sufficed", True):

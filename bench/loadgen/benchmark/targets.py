@@ -304,8 +304,26 @@ def latency_near_unloaded(open_loop=None, sweeps=None):
         measured += "; the sweep: " + ", ".join(
             f"{point['fraction']:.0%} {ms(corrected_ms(point))}" for point in points
         )
+    measured += machine_busy_note(unloaded, loaded)
     worst = max([*medians.values(), *(corrected_ms(point) for point in points)])
     return check(name, worst <= limit, measured, wanted)
+
+
+def machine_busy_note(unloaded, loaded):
+    """How busy the whole machine was (generator, nginx, gunicorn, all) in the unloaded run and,
+    as medians, at each loaded fraction: near all of its cores, a queue forms for the CPU."""
+    shares = {UNLOADED_FRACTION: [unloaded]} | loaded
+    busy = {
+        fraction: statistics.median(run["machine_busy_cores"] for run in runs)
+        for fraction, runs in shares.items()
+        if runs and all(run.get("machine_busy_cores") is not None for run in runs)
+    }
+    if not busy:
+        return ""
+    cores = unloaded.get("machine_cores") or next(run["machine_cores"] for runs in loaded.values() for run in runs)
+    return f"; the machine's busy cores (of {cores}): " + ", ".join(
+        f"{fraction:.0%} {cores_busy:.2f}" for fraction, cores_busy in busy.items()
+    )
 
 
 def open_loop_ceiling_vs_granian(sweeps=None):
