@@ -162,9 +162,12 @@ def test_the_generator_reports_its_own_cpu(steady):
 
 
 def test_the_run_reports_how_busy_the_whole_machine_was(steady):
-    # At least the generator's own share, at most every core.
+    # At least the generator's own share, at most every core. The kernel counts the machine's
+    # time in ticks of 1/100 s per CPU, the generator's own to the microsecond: a few ticks of slack.
+    slack = 0.05
     assert steady["machine_cores"] == os.cpu_count()
-    assert steady["generator_cores"] <= steady["machine_busy_cores"] + 0.01 <= steady["machine_cores"] + 0.01, steady
+    assert steady["machine_busy_cores"] > 0, steady
+    assert steady["generator_cores"] - slack <= steady["machine_busy_cores"] <= steady["machine_cores"], steady
 
 
 def test_workers_that_looked_at_the_same_machine_are_merged_as_one_look():
