@@ -71,6 +71,27 @@ def test_the_first_process_is_drain_then_stop_with_gunicorn_as_its_child(stack):
     assert any(b"gunicorn" in part for part in child[:2]) and b"stack.wsgi:application" in child, child
 
 
+def test_the_workers_keep_gunicorns_process_name(stack):
+    """ps, top and pkill know a worker by its name, the master's: the metrics' sampler does not
+    rename it (Python 3.14 names an OS thread after each thread started on it, and under
+    gevent a patched thread runs on the worker's own: stack/metrics.py). This stack has no
+    database; psycopg_pool's threads do rename a worker that opens the pool (docs/database.md)."""
+    web = stack.running("web")[0]
+
+    def read(path):
+        return web.exec_run(["cat", path]).output
+
+    (master,) = read("/proc/1/task/1/children").split()
+    master = master.decode()
+    children = read(f"/proc/{master}/task/{master}/children").decode().split()
+    # The master's children: its workers, and the metrics exporter (a process of its own).
+    workers = [pid for pid in children if b"stack.wsgi:application" in read(f"/proc/{pid}/cmdline")]
+    assert workers, children
+    stack.get("/healthz")
+    names = [read(f"/proc/{pid}/comm").strip() for pid in workers]
+    assert names == [read(f"/proc/{master}/comm").strip()] * len(workers) == [b"gunicorn"] * len(workers), names
+
+
 def test_gunicorn_dying_mid_drain_ends_the_container_at_once_not_after_the_drain(stack):
     """The drain is a deadline, not a sleep: with nothing left to serve, the container ends."""
     image = stack.running("web")[0].image

@@ -18,6 +18,7 @@ Names follow https://prometheus.io/docs/practices/naming/ and are prefixed with 
 """
 
 import itertools
+import sys
 import threading
 import time
 
@@ -143,13 +144,21 @@ def sample_in_flight(request_metrics, every_s=IN_FLIGHT_SAMPLE_SECONDS, stop=Non
 
 
 def start_sampling_in_flight(app, stop=None):
-    """In a worker, after its fork: a daemon thread (a greenlet under gevent) that keeps the
-    gauge for `app`, the stack's entry point, when its metrics are on (RequestMetrics is then
-    its outermost layer, wrapping.py), until `stop` is set or the worker exits. Returns the
-    thread or None."""
+    """In a worker, after its fork: a greenlet under gevent's patches, a daemon thread
+    otherwise, that keeps the gauge for `app`, the stack's entry point, when its metrics are
+    on (RequestMetrics is then its outermost layer, wrapping.py), until `stop` is set or the
+    worker exits. Returns the greenlet or thread, or None."""
     if not isinstance(app, RequestMetrics):
         return None
     arguments = (app, IN_FLIGHT_SAMPLE_SECONDS, stop)
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        # Not a patched threading.Thread: from Python 3.14 a thread names its OS thread when
+        # it starts, and a patched one runs on the worker's main thread, so the worker itself
+        # would take the name in ps and top (and pkill gunicorn would miss it).
+        import gevent
+
+        return gevent.spawn(sample_in_flight, *arguments)
     thread = threading.Thread(target=sample_in_flight, args=arguments, name="in-flight gauge", daemon=True)
     thread.start()
     return thread

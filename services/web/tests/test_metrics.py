@@ -151,6 +151,38 @@ def test_sampling_starts_only_for_a_metered_entry_point_and_stops_when_told(wrap
     assert not thread.is_alive()
 
 
+SAMPLES_IN_A_GREENLET = """
+from gevent import monkey
+
+monkey.patch_all()
+import threading
+
+import gevent
+from prometheus_client import REGISTRY
+from stack.metrics import RequestMetrics, start_sampling_in_flight
+
+metered = RequestMetrics(lambda environ, start_response: [])
+next(metered.started), next(metered.started)  # two requests in flight
+stop = threading.Event()
+sampler = start_sampling_in_flight(metered, stop)
+gevent.sleep(0.05)
+sampled = REGISTRY.get_sample_value("flask_stack_http_requests_in_flight")
+stop.set()
+sampler.join(timeout=5)
+print(isinstance(sampler, gevent.Greenlet), sampled, sampler.dead)
+"""
+
+
+def test_under_gevents_patches_the_gauge_is_sampled_by_a_greenlet_not_a_thread_that_renames_the_worker():
+    # Python 3.14's threads name their OS thread as they start; a patched one runs on the
+    # worker's own thread, which ps and top would then show by the sampler's name.
+    result = subprocess.run(
+        [sys.executable, "-c", SAMPLES_IN_A_GREENLET], cwd=WEB_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "2.0", "True"]
+
+
 def test_metrics_off_counts_nothing(wrapped, app):
     client = wrapped(app, PROBES=False, METRICS=False)
     before = count("/orders/<int:order_id>", "200")
