@@ -52,14 +52,16 @@ def sql(stack, statement, timeout=30, **values):
 
 
 def server_connections(stack):
-    """The connections Postgres holds for clients of the app's database over the network, as
-    (pid, client address, state, backend start) rows. Only TCP clients: the app's come through
-    PgBouncer, while psql in the db container (this query, and the last one, whose backend
-    may not have exited yet on a loaded machine) comes over the socket."""
+    """The connections Postgres holds for clients of the app's database from other containers,
+    as (pid, client address, state, backend start) rows: the app's, through PgBouncer. Not
+    the db container's own: psql over the socket (this query, and the last one, whose backend
+    may not have exited yet on a loaded machine) and the health check's pg_isready over
+    loopback."""
     return sql(
         stack,
         "SELECT pid, host(client_addr), state, backend_start FROM pg_stat_activity "
-        "WHERE datname = 'app' AND backend_type = 'client backend' AND client_addr IS NOT NULL",
+        "WHERE datname = 'app' AND backend_type = 'client backend' AND client_addr IS NOT NULL "
+        "AND host(client_addr) NOT IN ('127.0.0.1', '::1')",
     )
 
 

@@ -318,9 +318,10 @@ def machine_busy_note(unloaded, loaded):
         for fraction, runs in shares.items()
         if runs and all(run.get("machine_busy_cores") is not None for run in runs)
     }
-    if not busy:
+    every_run = [unloaded, *(run for runs in loaded.values() for run in runs)]
+    cores = next((run["machine_cores"] for run in every_run if run.get("machine_cores")), None)
+    if not busy or cores is None:
         return ""
-    cores = unloaded.get("machine_cores") or next(run["machine_cores"] for runs in loaded.values() for run in runs)
     return f"; the machine's busy cores (of {cores}): " + ", ".join(
         f"{fraction:.0%} {cores_busy:.2f}" for fraction, cores_busy in busy.items()
     )

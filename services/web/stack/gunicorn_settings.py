@@ -76,10 +76,11 @@ def settings_from_env(environ, cpus=None):
         "keepalive": env.whole(environ, "GUNICORN_KEEPALIVE", 75, minimum=1),
         # Recycle workers now and then so slow leaks of anything but memory (which has its
         # own ceiling, recycling.py) cannot grow forever. Rare, because a recycle costs
-        # throughput (bench/README.md, "Tunings"). 0 = never. Each worker draws its share
-        # between max_requests and twice it: workers with equal parts of the load then come
-        # due far apart, since a replica whose workers all recycle at once answers nothing
-        # until one is back (docs/configuration.md, "Recycling", gives the odds).
+        # throughput (bench/README.md, "Tunings"). 0 = never. The jitter is as wide as the
+        # count, so each worker draws its share between the count and twice it: workers with
+        # equal parts of the load then come due far apart, since a replica whose workers all
+        # recycle at once answers nothing until one is back (docs/configuration.md,
+        # "Recycling", gives the odds; change the two together).
         "max_requests": env.whole(environ, "GUNICORN_MAX_REQUESTS", 100_000),
         "max_requests_jitter": env.whole(environ, "GUNICORN_MAX_REQUESTS_JITTER", 100_000),
         "worker_tmp_dir": worker_tmp_dir(environ),
