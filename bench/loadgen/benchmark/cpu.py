@@ -32,6 +32,12 @@ def machine_busy_s(proc_stat_text):
     return busy / CLOCK_TICKS
 
 
+def machine_busy_now_s():
+    """The machine's busy CPU seconds so far, read from /proc/stat now."""
+    with open("/proc/stat") as stat:
+        return machine_busy_s(stat.read())
+
+
 def container_cpu_s(container):
     """CPU seconds a container's processes have used (Docker's cumulative counter)."""
     stats = container.stats(stream=False, one_shot=True)
@@ -75,8 +81,7 @@ class CpuMeter:
 
     def snapshot(self):
         parts = {name: container_cpu_s(container) for name, container in self.containers.items()}
-        with open("/proc/stat") as stat:
-            parts[MACHINE] = machine_busy_s(stat.read())
+        parts[MACHINE] = machine_busy_now_s()
         parts[WRK] = children_cpu_s()
         docker = processes_cpu_s(DOCKER_PROCESSES)
         if docker is not None:

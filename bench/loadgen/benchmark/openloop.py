@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .cpu import machine_busy_s
+from .cpu import machine_busy_now_s
 
 MARKER = "BENCH_RESULT "
 # A worker's lines to its parent: its pool is open; then its samples.
@@ -203,12 +203,6 @@ def _cpu_s():
     return usage.ru_utime + usage.ru_stime
 
 
-def _machine_busy_s():
-    """CPU seconds the machine has been busy (/proc/stat counts the host's CPUs, even here)."""
-    with open("/proc/stat") as stat:
-        return machine_busy_s(stat.read())
-
-
 def _grace_s(duration_s):
     """How long the requests still queued at the schedule's end may wait for a connection."""
     return max(1.0, duration_s * 0.5)
@@ -302,9 +296,9 @@ async def attack(url, rate, duration_s, connections, mix=(), timeout_s=REQUEST_T
     if not pool:
         raise RuntimeError(f"no connection to {host}:{port} could be opened: {connect_errors[:3]}")
     starts_at = await start() if start else time.monotonic()
-    cpu_before, machine_before = _cpu_s(), _machine_busy_s()
+    cpu_before, machine_before = _cpu_s(), machine_busy_now_s()
     samples, end_s, short = await _drive(pool, offsets, paths, starts_at, timeout_s, _grace_s(duration_s))
-    cpu_s, machine_s = _cpu_s() - cpu_before, _machine_busy_s() - machine_before
+    cpu_s, machine_s = _cpu_s() - cpu_before, machine_busy_now_s() - machine_before
     for connection in pool:
         connection.close()
     # Due times are the schedule's own floats, so a request sent is found by its due time.
