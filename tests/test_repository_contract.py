@@ -198,7 +198,8 @@ def image_knob_values():
                 yield f"{name}: {service}", var, effective(value)
     for container in ecs_containers():
         for pair in container.get("Environment", []):
-            if pair["Name"] in knobs and isinstance(pair["Value"], str):
+            # A pair under !If loads as None (the short forms below): only plain pairs count.
+            if isinstance(pair, dict) and pair["Name"] in knobs and isinstance(pair["Value"], str):
                 yield f"deploy/ecs/template.yaml: {container['Name']}", pair["Name"], pair["Value"]
 
 
@@ -212,6 +213,8 @@ def ecs_containers():
         container
         for resource in template["Resources"].values()
         for container in resource.get("Properties", {}).get("ContainerDefinitions", [])
+        # A container under !If (only with a database) loads as None.
+        if container is not None
     ]
 
 

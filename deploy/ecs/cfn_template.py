@@ -1,5 +1,6 @@
 """Read a CloudFormation template and resolve the intrinsic functions a rendered task
-definition needs (Ref, Fn::Sub, Fn::GetAtt, Fn::Join), offline.
+definition needs (Ref, Fn::Sub, Fn::GetAtt, Fn::Join, and Fn::If with the template's
+Conditions and AWS::NoValue), offline.
 
 Values that only exist once the stack is deployed (a role's ARN) come from `known`, a
 mapping such as {"ExecutionRole.Arn": "arn:..."}: anything else unresolvable is an error.
@@ -41,6 +42,11 @@ class Unresolvable(ValueError):
     """A value depends on something only a deployed stack knows."""
 
 
+# What Ref AWS::NoValue resolves to: the list item or property holding it is left out, as
+# CloudFormation leaves it out.
+NO_VALUE = object()
+
+
 class Resolver:
     """Resolves intrinsic functions against parameter values, pseudo parameters and `known`."""
 
@@ -52,14 +58,23 @@ class Resolver:
         self.known = dict(known or {})
 
     def resolve(self, value):
+        resolved = self._resolve(value)
+        if resolved is NO_VALUE:
+            raise Unresolvable("the value is AWS::NoValue")
+        return resolved
+
+    def _resolve(self, value):
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in map(self._resolve, value) if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, argument),) = value.items()
             if key == "Ref":
                 return self._ref(argument)
+            if key == "Fn::If":
+                name, if_true, if_false = argument
+                return self._resolve(if_true if self.condition(name) else if_false)
             if key == "Fn::GetAtt":
                 return self._attribute(*argument)
             if key == "Fn::Sub":
@@ -69,9 +84,35 @@ class Resolver:
                 return separator.join(str(item) for item in self.resolve(items))
             if key.startswith("Fn::"):
                 raise Unresolvable(f"{key} is not resolved offline")
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self._resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+    def condition(self, name):
+        """The value of one of the template's Conditions with these parameters."""
+        conditions = self.template.get("Conditions", {})
+        if name not in conditions:
+            raise Unresolvable(f"the template has no condition {name!r}")
+        return self.truth(conditions[name])
+
+    def truth(self, expression):
+        """A condition function's value (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition)."""
+        ((key, argument),) = expression.items()
+        if key == "Condition":
+            return self.condition(argument)
+        if key == "Fn::Equals":
+            left, right = (self.resolve(side) for side in argument)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self.truth(argument[0])
+        if key == "Fn::And":
+            return all(self.truth(item) for item in argument)
+        if key == "Fn::Or":
+            return any(self.truth(item) for item in argument)
+        raise Unresolvable(f"{key} is not a condition function")
 
     def _ref(self, name):
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name.startswith("AWS::"):
             if name not in self.pseudo:
                 raise Unresolvable(f"pseudo parameter {name} has no offline value")

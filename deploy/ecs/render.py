@@ -15,8 +15,10 @@ the environment:
 """
 
 import argparse
+import copy
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -78,19 +80,48 @@ def parameter_overrides(environ, declared=None):
     return overrides, notes
 
 
+def check_parameter(name, declared, value):
+    """What CloudFormation checks of a String or Number parameter's value before deploying:
+    its AllowedValues and AllowedPattern (a pattern must match the whole value)."""
+    allowed = declared.get("AllowedValues")
+    if allowed is not None and str(value) not in [str(choice) for choice in allowed]:
+        raise ValueError(f"parameter {name}: {value!r} is not one of {', '.join(map(str, allowed))}")
+    pattern = declared.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, str(value)):
+        raise ValueError(f"parameter {name}: {value!r} does not match {pattern}")
+
+
+def check_template_rules(template, resolver):
+    """The template's own Rules section, as CloudFormation checks it before creating anything:
+    each assertion of a rule whose condition holds must hold, or its description is the error."""
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not resolver.truth(rule["RuleCondition"]):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not resolver.truth(assertion["Assert"]):
+                raise ValueError(f"rule {name}: {assertion.get('AssertDescription', 'an assertion failed')}")
+
+
+def deployed(template, images, environ):
+    """(the template with this deployment's parameter values as its defaults, notes): what
+    the rules judge, so a condition such as HasDatabase holds as it will in the stack."""
+    parameters, notes = parameter_overrides(environ, declared=set(template.get("Parameters", {})))
+    parameters.update(WebImage=images["PUSHED_WEB_IMAGE"], NginxImage=images["PUSHED_NGINX_IMAGE"])
+    deployment = copy.deepcopy(template)
+    for name, value in parameters.items():
+        check_parameter(name, deployment["Parameters"][name], value)
+        deployment["Parameters"][name]["Default"] = value
+    check_template_rules(deployment, cfn_template.Resolver(deployment))
+    return deployment, notes
+
+
 def render(template, images, environ):
     """(task definition in the API's names, notes) for these images and this environment."""
     pseudo, known, notes = deployment_values(environ)
-    parameters, parameter_notes = parameter_overrides(environ, declared=set(template.get("Parameters", {})))
+    deployment, parameter_notes = deployed(template, images, environ)
     notes += parameter_notes
-    parameters.update(WebImage=images["PUSHED_WEB_IMAGE"], NginxImage=images["PUSHED_NGINX_IMAGE"])
-    resolver = cfn_template.Resolver(
-        template,
-        parameters=parameters,
-        pseudo=pseudo,
-        known=known,
-    )
-    properties = resolver.resolve(task_definition_resource(template))
+    resolver = cfn_template.Resolver(deployment, pseudo=pseudo, known=known)
+    properties = resolver.resolve(task_definition_resource(deployment))
     return api_names.to_api(properties, api_names.register_task_definition_shape()), notes
 
 

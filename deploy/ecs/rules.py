@@ -41,6 +41,11 @@ def _environment(container):
     return {pair.get("name"): pair.get("value") for pair in container.get("environment", [])}
 
 
+def _one_shot(container):
+    """A container the task does not need running: it does its job and exits."""
+    return container.get("essential", True) is False
+
+
 def _on_fargate(task_definition):
     return "FARGATE" in task_definition.get("requiresCompatibilities", [])
 
@@ -51,6 +56,14 @@ def _resolved(template, value):
         return cfn_template.Resolver(template).resolve(copy.deepcopy(value))
     except cfn_template.Unresolvable:
         return None
+
+
+def _template_containers(properties):
+    """A task definition resource's container definitions as written, both branches of
+    each Fn::If (a container present only under a condition) included."""
+    for container in properties.get("ContainerDefinitions", []):
+        branches = container.get("Fn::If", [None])[1:] if "Fn::If" in container else [container]
+        yield from (branch for branch in branches if isinstance(branch, dict) and "Name" in branch)
 
 
 def _resources(template, resource_type):
@@ -81,11 +94,14 @@ HEALTH_CHECK_RANGES = {"interval": (5, 300), "timeout": (2, 60), "retries": (1, 
 
 
 def rule_health_check_ranges(template, task_definition):
-    """Every container has a health check (ECS ignores an image's HEALTHCHECK) within the
-    ranges of https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html"""
+    """Every long-running container has a health check (ECS ignores an image's HEALTHCHECK)
+    within the ranges of https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html;
+    a one-shot container (essential false) is judged by its exit code instead."""
     messages = []
     for name, container in _containers(task_definition):
         check = container.get("healthCheck")
+        if not check and _one_shot(container):
+            continue
         if not check:
             messages.append(f"containerDefinitions[{name}].healthCheck: missing; ECS acts only on checks it defines")
             continue
@@ -253,22 +269,37 @@ def rule_web_stop_timeout_covers_gunicorn_shutdown(template, task_definition):
 
 def rule_nginx_upstream_is_web_on_loopback(template, task_definition):
     """In awsvpc mode a task's containers share one network namespace and reach each other
-    on localhost (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-networking-awsvpc.html)."""
+    on localhost (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-networking-awsvpc.html).
+    gunicorn listens there only and web maps no port, so nothing outside the task reaches
+    it, whatever a security group allows: every request comes through nginx."""
     web, nginx = _container(task_definition, "web"), _container(task_definition, "nginx")
     if web is None or nginx is None:
         return ["containerDefinitions: web and nginx are both needed"]
-    port = int(_web_settings(_environment(web))[0]["bind"].rpartition(":")[2])
+    host, _, port = _web_settings(_environment(web))[0]["bind"].rpartition(":")
     messages = []
     upstream = _environment(nginx).get("WEB_UPSTREAM")
     if upstream != f"127.0.0.1:{port}":
         messages.append(f"containerDefinitions[nginx].environment.WEB_UPSTREAM: {upstream!r} must be 127.0.0.1:{port}")
-    if port not in [mapping.get("containerPort") for mapping in web.get("portMappings", [])]:
-        messages.append(f"containerDefinitions[web].portMappings: must declare gunicorn's port {port}")
+    if host != "127.0.0.1":
+        messages.append(
+            f"containerDefinitions[web].environment.GUNICORN_HOST: gunicorn listens on {host}; it must be "
+            "127.0.0.1, so only nginx in the same task reaches it"
+        )
+    if web.get("portMappings"):
+        ports = [mapping.get("containerPort") for mapping in web["portMappings"]]
+        messages.append(
+            f"containerDefinitions[web].portMappings: {ports} must be none; nginx reaches gunicorn on the loopback"
+        )
     return messages
 
 
 # Dockerfile of each container's image, for the VOLUME paths Fargate copies ownership from.
-IMAGE_DOCKERFILES = {"web": REPOSITORY / "services/web/Dockerfile", "nginx": REPOSITORY / "services/nginx/Dockerfile"}
+IMAGE_DOCKERFILES = {
+    "web": REPOSITORY / "services/web/Dockerfile",
+    "nginx": REPOSITORY / "services/nginx/Dockerfile",
+    # The one-shot container that writes the database password runs the web image.
+    "db-password": REPOSITORY / "services/web/Dockerfile",
+}
 
 
 def declared_volumes(dockerfile):
@@ -435,7 +466,7 @@ def rule_log_group_has_retention(template, task_definition):
     log_groups = dict(_resources(template, "AWS::Logs::LogGroup"))
     messages = []
     for name, properties in _resources(template, "AWS::ECS::TaskDefinition"):
-        for container in properties.get("ContainerDefinitions", []):
+        for container in _template_containers(properties):
             field = (
                 f"Resources.{name}.Properties.ContainerDefinitions[{container.get('Name')}]"
                 ".LogConfiguration.Options.awslogs-group"
@@ -446,3 +477,168 @@ def rule_log_group_has_retention(template, task_definition):
             elif not log_groups[group["Ref"]].get("RetentionInDays"):
                 messages.append(f"Resources.{group['Ref']}.Properties.RetentionInDays: must be set")
     return messages
+
+
+# --- Secrets --------------------------------------------------------------------------
+
+# Names that say a value is a secret; a *_FILE name holds the path to one, which is fine.
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
+# Values that are secrets whatever their name: a URL with a password in it, an AWS access
+# key id, a PEM private key.
+SECRET_VALUE = re.compile(r"://[^/\s:@]+:[^/\s@]+@|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def rule_no_secret_in_environment(template, task_definition):
+    """A task definition's environment is plain text to anyone who may describe it, and in
+    every container's /proc: a secret belongs in Secrets Manager or SSM, named in `secrets`
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/specifying-sensitive-data.html)."""
+    messages = []
+    for name, container in _containers(task_definition):
+        for key, value in _environment(container).items():
+            secret_name = SECRET_NAME.search(key or "") and not (key or "").endswith("_FILE")
+            if value and (secret_name or SECRET_VALUE.search(value)):
+                messages.append(
+                    f"containerDefinitions[{name}].environment.{key}: looks like a secret; store it in Secrets "
+                    "Manager or SSM and name it in a one-shot container's secrets (valueFrom)"
+                )
+    return messages
+
+
+def rule_secrets_only_in_one_shot_containers(template, task_definition):
+    """ECS hands `secrets` to a container as environment variables, there for its whole
+    life and its children's. Only a one-shot container (essential false) may take them, to
+    write them to a file of the task's and exit (the stack's secrets are files)."""
+    return [
+        f"containerDefinitions[{name}].secrets: a long-running container would hold them in its environment; "
+        "give them to a one-shot container that writes a file (as db-password does)"
+        for name, container in _containers(task_definition)
+        if container.get("secrets") and not _one_shot(container)
+    ]
+
+
+# The action ECS's execution role needs to read a secret, by the service its ARN names
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html,
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-ssm-paramstore.html).
+SECRET_READ_ACTIONS = {"secretsmanager": "secretsmanager:GetSecretValue", "ssm": "ssm:GetParameters"}
+
+
+def secret_arn(value_from):
+    """The secret's or parameter's own ARN in a valueFrom: a Secrets Manager ARN has seven
+    colon-separated fields, and what follows picks a JSON key, a stage or a version."""
+    fields = value_from.split(":")
+    return ":".join(fields[:7]) if fields[2:3] == ["secretsmanager"] else value_from
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _execution_role_statements(template, task_definition):
+    """(field, statement) of every policy statement of the execution role the task names,
+    resolved with the deployment's parameters; None when the role is not this template's."""
+    for _, properties in _resources(template, "AWS::ECS::TaskDefinition"):
+        role = properties.get("ExecutionRoleArn", {})
+        if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+            return None
+        role_name = role["Fn::GetAtt"][0]
+        role_properties = template["Resources"][role_name].get("Properties", {})
+        resolver = cfn_template.Resolver(template)
+        statements = []
+        for policy in role_properties.get("Policies", []):
+            while "Fn::If" in policy:
+                condition, if_true, if_false = policy["Fn::If"]
+                policy = if_true if resolver.condition(condition) else if_false
+            if policy == {"Ref": "AWS::NoValue"}:
+                continue
+            written = _as_list(policy["PolicyDocument"].get("Statement", []))
+            whole = _resolved(template, written)
+            for index, statement in enumerate(whole if whole is not None else written):
+                field = f"Resources.{role_name}.Properties.Policies[{policy['PolicyName']}].Statement[{index}]"
+                resolved = statement if whole is not None else _resolved(template, statement)
+                if resolved is None:
+                    # A resource built from the region or account (the logs' ARN): what the
+                    # statement allows still counts, on a resource known once deployed.
+                    resolved = {key: _resolved(template, statement.get(key)) for key in ("Effect", "Action")}
+                    resolved["Resource"] = "(known once deployed)"
+                statements.append((field, resolved))
+        return statements
+    return None
+
+
+def _secret_grants(statements):
+    """(field, action, resource) of each read of a secret store the statements allow."""
+    for field, statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        for action in _as_list(statement.get("Action", [])):
+            service = action.split(":", 1)[0]
+            if service in SECRET_READ_ACTIONS or action in ("*", "kms:Decrypt"):
+                for resource in _as_list(statement.get("Resource", [])):
+                    yield field, action, resource
+
+
+def rule_execution_role_reads_exactly_the_tasks_secrets(template, task_definition):
+    """ECS reads each secret with the task's execution role before any container starts, so
+    the role must be allowed to read it; and it is allowed to read nothing else, by name,
+    never by wildcard
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html)."""
+    used = {
+        secret_arn(secret.get("valueFrom", ""))
+        for _, container in _containers(task_definition)
+        for secret in container.get("secrets", [])
+    }
+    statements = _execution_role_statements(template, task_definition)
+    if statements is None:
+        return ["executionRoleArn: must be the template's own role, whose policy the rules can read"] if used else []
+    grants = list(_secret_grants(statements))
+    messages = []
+    for arn in sorted(used):
+        service = arn.split(":")[2] if arn.count(":") >= 2 else ""
+        action = SECRET_READ_ACTIONS.get(service)
+        if action is None:
+            messages.append(f"containerDefinitions[*].secrets.valueFrom: {arn!r} is not a Secrets Manager or SSM ARN")
+        elif not any(granted in (action, f"{service}:*") and resource == arn for _, granted, resource in grants):
+            messages.append(
+                f"executionRoleArn: the execution role may not read {arn} ({action}); the task cannot start"
+            )
+    for field, action, resource in grants:
+        if action == "kms:Decrypt":
+            if "*" in str(resource):
+                messages.append(f"{field}: kms:Decrypt on {resource!r}; name the one key that encrypts the secret")
+        elif resource not in used:
+            messages.append(
+                f"{field}: {action} on {resource!r}, which no container's secrets name; the role reads exactly "
+                "the task's secrets"
+            )
+    return messages
+
+
+def rule_database_password_reaches_web(template, task_definition):
+    """With a database, web reads the password from APP_DB_PASSWORD_FILE: a read-only mount of
+    the volume a one-shot container with the secret writes, and web starts only once that
+    container has succeeded (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDependency.html)."""
+    web = _container(task_definition, "web") or {}
+    settings = stack_settings_from_env(_environment(web))
+    if not settings["DB_HOST"]:
+        return []
+    folder = settings["DB_PASSWORD_FILE"].rpartition("/")[0]
+    mount = next((m for m in web.get("mountPoints", []) if m.get("containerPath") == folder), None)
+    if mount is None or not mount.get("readOnly"):
+        return [
+            f"containerDefinitions[web].mountPoints[{folder}]: APP_DB_PASSWORD_FILE's folder must be a read-only mount"
+        ]
+    writers = [
+        name
+        for name, container in _containers(task_definition)
+        if container.get("secrets")
+        and _one_shot(container)
+        and any(m.get("sourceVolume") == mount.get("sourceVolume") for m in container.get("mountPoints", []))
+    ]
+    if not writers:
+        return [
+            f"containerDefinitions[web].mountPoints[{folder}]: no one-shot container with the secret writes "
+            f"volume {mount.get('sourceVolume')!r}"
+        ]
+    if not any({"containerName": writer, "condition": "SUCCESS"} in web.get("dependsOn", []) for writer in writers):
+        return [f"containerDefinitions[web].dependsOn: must wait for {writers[0]} with condition SUCCESS"]
+    return []

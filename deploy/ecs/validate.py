@@ -57,24 +57,25 @@ def rule_messages(template, task_definition):
     return [message for rule in all_rules() for message in rule(template, task_definition)]
 
 
-def validate(template_path, task_definition):
-    template = cfn_template.load(template_path)
+def validate(template_path, deployment, task_definition):
+    """Every problem cfn-lint, botocore and our rules find; the rules judge `deployment`, the
+    template with this deployment's parameters (render.deployed)."""
     return (
-        cfn_lint_messages(template_path) + botocore_messages(task_definition) + rule_messages(template, task_definition)
+        cfn_lint_messages(template_path)
+        + botocore_messages(task_definition)
+        + rule_messages(deployment, task_definition)
     )
 
 
-def rendered(template_path, images_file, environ):
+def images_or_examples(images_file, environ):
     try:
-        images = pushed_images.pushed_images(environ, images_file)
+        return pushed_images.pushed_images(environ, images_file)
     except pushed_images.ImagesError as error:
         if "not pinned" in str(error):
             raise
         print(f"ecs-validate: note: {error}", file=sys.stderr)
         print("ecs-validate: note: validating with EXAMPLE image digests (example.invalid/...)", file=sys.stderr)
-        images = EXAMPLE_IMAGES
-    task_definition, _ = render.render(cfn_template.load(template_path), images, environ)
-    return task_definition
+        return EXAMPLE_IMAGES
 
 
 def main(argv=None):
@@ -86,11 +87,14 @@ def main(argv=None):
     parser.add_argument("--images-file", type=Path, help=f"default: {pushed_images.DEFAULT_FILE}")
     args = parser.parse_args(argv)
     try:
+        template = cfn_template.load(args.template)
+        images = images_or_examples(args.images_file, os.environ)
+        deployment, _ = render.deployed(template, images, os.environ)
         if args.task_definition:
             task_definition = json.loads(args.task_definition.read_text(encoding="utf-8"))
         else:
-            task_definition = rendered(args.template, args.images_file, os.environ)
-        messages = validate(args.template, task_definition)
+            task_definition, _ = render.render(template, images, os.environ)
+        messages = validate(args.template, deployment, task_definition)
     except (pushed_images.ImagesError, cfn_template.Unresolvable, KeyError, ValueError, OSError) as error:
         print(f"ecs-validate: {error}", file=sys.stderr)
         return 1

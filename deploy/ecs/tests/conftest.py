@@ -10,16 +10,14 @@ import pytest
 
 ECS_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ECS_DIR))
+# And this folder, for the example deployments the tests share.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cfn_template  # noqa: E402
 import render  # noqa: E402
+from ecs_examples import IMAGES, with_database  # noqa: E402
 
 TEMPLATE = ECS_DIR / "template.yaml"
-# Example digests, as a user's pushed-images.env would hold real ones.
-IMAGES = {
-    "PUSHED_WEB_IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/flask-stack/web@sha256:" + "a" * 64,
-    "PUSHED_NGINX_IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/flask-stack/nginx@sha256:" + "b" * 64,
-}
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +53,11 @@ def images_file(tmp_path):
     path = tmp_path / "pushed-images.env"
     path.write_text("# written by make push\n" + "".join(f"{key}={value}\n" for key, value in IMAGES.items()))
     return path
+
+
+@pytest.fixture
+def database_deployment(real_template):
+    """(deployed template, task definition) of the deployment with the database."""
+    template, task_definition = copy.deepcopy(real_template), {}
+    with_database(template, task_definition)
+    return template, task_definition

@@ -5,6 +5,7 @@ import nginx_config
 import pytest
 import rules
 import validate
+from ecs_examples import DATABASE_PARAMETERS, with_database
 
 
 def container(task_definition, name):
@@ -20,6 +21,12 @@ def environment(task_definition, name, key, value):
 
 def resource(template, name):
     return template["Resources"][name]["Properties"]
+
+
+def template_container(template, name):
+    """A container of the template's task definition, as written."""
+    containers = resource(template, "TaskDefinition")["ContainerDefinitions"]
+    return next(c for c in containers if c.get("Name") == name)
 
 
 def attribute(properties, key, value, attributes="TargetGroupAttributes"):
@@ -157,7 +164,17 @@ BROKEN_CASES = {
         (
             "gunicorn on another port",
             lambda t, d: environment(d, "web", "GUNICORN_PORT", "9000"),
-            "containerDefinitions[web].portMappings: must declare gunicorn's port 9000",
+            "containerDefinitions[nginx].environment.WEB_UPSTREAM: '127.0.0.1:8000' must be 127.0.0.1:9000",
+        ),
+        (
+            "gunicorn on every interface",
+            lambda t, d: environment(d, "web", "GUNICORN_HOST", None),
+            "containerDefinitions[web].environment.GUNICORN_HOST: gunicorn listens on 0.0.0.0; it must be 127.0.0.1",
+        ),
+        (
+            "web maps gunicorn's port",
+            lambda t, d: container(d, "web").update(portMappings=[{"containerPort": 8000, "protocol": "tcp"}]),
+            "containerDefinitions[web].portMappings: [8000] must be none",
         ),
     ],
     "rule_writable_mounts_are_image_volumes": [
@@ -276,13 +293,114 @@ BROKEN_CASES = {
         ),
         (
             "a group from elsewhere",
-            lambda t, d: resource(t, "TaskDefinition")["ContainerDefinitions"][0]["LogConfiguration"]["Options"].update(
+            lambda t, d: template_container(t, "web")["LogConfiguration"]["Options"].update(
                 {"awslogs-group": "/somewhere/else"}
             ),
             "Resources.TaskDefinition.Properties.ContainerDefinitions[web].LogConfiguration.Options.awslogs-group",
         ),
     ],
+    "rule_no_secret_in_environment": [
+        (
+            "a password by name",
+            lambda t, d: environment(d, "web", "APP_DB_PASSWORD", "hunter2"),
+            "containerDefinitions[web].environment.APP_DB_PASSWORD: looks like a secret",
+        ),
+        (
+            "a URL with a password in it",
+            lambda t, d: environment(d, "web", "DATABASE_URL", "postgresql://app:hunter2@db:5432/app"),
+            "containerDefinitions[web].environment.DATABASE_URL: looks like a secret",
+        ),
+        (
+            "an AWS access key id",
+            lambda t, d: environment(d, "nginx", "UPLOADS", "AKIAIOSFODNN7EXAMPLE"),
+            "containerDefinitions[nginx].environment.UPLOADS: looks like a secret",
+        ),
+    ],
+    "rule_secrets_only_in_one_shot_containers": [
+        (
+            "the password in web's environment for its whole life",
+            lambda t, d: (
+                with_database(t, d),
+                container(d, "web").update(secrets=container(d, "db-password")["secrets"]),
+            ),
+            "containerDefinitions[web].secrets: a long-running container would hold them in its environment",
+        ),
+    ],
+    "rule_execution_role_reads_exactly_the_tasks_secrets": [
+        (
+            "the role reads another secret",
+            lambda t, d: (
+                with_database(t, d),
+                t["Parameters"]["DatabasePasswordSecretArn"].update(Default=OTHER_SECRET),
+            ),
+            f"executionRoleArn: the execution role may not read {DATABASE_PARAMETERS['DatabasePasswordSecretArn']} "
+            "(secretsmanager:GetSecretValue); the task cannot start",
+        ),
+        (
+            "the role reads every secret",
+            lambda t, d: (with_database(t, d), password_statement(t).update(Resource="*")),
+            "Statement[0]: secretsmanager:GetSecretValue on '*', which no container's secrets name",
+        ),
+        (
+            "a key by wildcard",
+            lambda t, d: (
+                with_database(t, d),
+                password_policy(t)["PolicyDocument"]["Statement"].append(
+                    {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}
+                ),
+            ),
+            "Statement[1]: kms:Decrypt on '*'; name the one key",
+        ),
+        (
+            "a secret from a store ECS does not read",
+            lambda t, d: (
+                with_database(t, d),
+                container(d, "db-password")["secrets"][0].update(valueFrom="arn:aws:s3:::bucket/password"),
+            ),
+            "'arn:aws:s3:::bucket/password' is not a Secrets Manager or SSM ARN",
+        ),
+    ],
+    "rule_database_password_reaches_web": [
+        (
+            "no password file in web",
+            lambda t, d: (with_database(t, d), container(d, "web")["mountPoints"].pop()),
+            "containerDefinitions[web].mountPoints[/run/secrets]: APP_DB_PASSWORD_FILE's folder must be a read-only",
+        ),
+        (
+            "web may write the password",
+            lambda t, d: (with_database(t, d), container(d, "web")["mountPoints"][-1].update(readOnly=False)),
+            "containerDefinitions[web].mountPoints[/run/secrets]: APP_DB_PASSWORD_FILE's folder must be a read-only",
+        ),
+        (
+            "nothing writes it",
+            lambda t, d: (with_database(t, d), container(d, "db-password").pop("secrets")),
+            "no one-shot container with the secret writes volume 'db-password'",
+        ),
+        (
+            "web starts before it is written",
+            lambda t, d: (with_database(t, d), container(d, "web").pop("dependsOn")),
+            "containerDefinitions[web].dependsOn: must wait for db-password with condition SUCCESS",
+        ),
+    ],
 }
+
+# An ARN, not a password.
+OTHER_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:someone-else-XyZ123"  # noqa: S105
+
+
+def password_policy(template):
+    (policy,) = [
+        branch
+        for policy in resource(template, "ExecutionRole")["Policies"]
+        if "Fn::If" in policy
+        for branch in policy["Fn::If"][1:2]
+    ]
+    return policy
+
+
+def password_statement(template):
+    return password_policy(template)["PolicyDocument"]["Statement"][0]
+
 
 CASES = [
     pytest.param(rule_name, breaks, expected, id=f"{rule_name}: {case}")
@@ -305,3 +423,27 @@ def test_the_rule_rejects_a_broken_copy_naming_the_field(rule_name, breaks, expe
     messages = rule(template, task_definition)
 
     assert any(expected in message for message in messages), messages
+
+
+def test_a_one_shot_container_needs_no_health_check(database_deployment):
+    template, task_definition = database_deployment
+    assert "healthCheck" not in container(task_definition, "db-password")
+    assert rules.rule_health_check_ranges(template, task_definition) == []
+    container(task_definition, "db-password")["essential"] = True
+    assert rules.rule_health_check_ranges(template, task_definition) == [
+        "containerDefinitions[db-password].healthCheck: missing; ECS acts only on checks it defines"
+    ]
+
+
+def test_the_secret_arn_drops_a_json_key_stage_and_version():
+    arn = DATABASE_PARAMETERS["DatabasePasswordSecretArn"]
+    assert rules.secret_arn(f"{arn}:password::") == arn
+    assert rules.secret_arn(f"{arn}:password:AWSCURRENT:") == arn
+    assert rules.secret_arn(arn) == arn
+    parameter = "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/db/password"
+    assert rules.secret_arn(parameter) == parameter
+
+
+def test_a_password_file_path_is_not_a_secret(task_definition):
+    environment(task_definition, "web", "APP_DB_PASSWORD_FILE", "/run/secrets/db_password")
+    assert rules.rule_no_secret_in_environment({}, task_definition) == []

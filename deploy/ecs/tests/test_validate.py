@@ -2,6 +2,7 @@ import json
 
 import pytest
 import validate
+from ecs_examples import database_environ
 
 
 def test_the_real_template_passes_cfn_lint():
@@ -15,6 +16,18 @@ def test_the_rendered_task_definition_passes_botocores_ecs_model(real_task_defin
 @pytest.mark.parametrize("rule", validate.all_rules(), ids=lambda rule: rule.__name__)
 def test_the_real_deployment_passes_our_rule(rule, real_template, real_task_definition):
     assert rule(real_template, real_task_definition) == []
+
+
+def test_the_deployment_with_a_database_passes_botocore_and_every_rule(database_deployment):
+    template, task_definition = database_deployment
+    assert validate.botocore_messages(task_definition) == []
+    assert validate.rule_messages(template, task_definition) == []
+
+
+def test_make_ecs_validate_judges_the_deployment_its_parameters_describe(capsys, images_file, monkeypatch):
+    monkeypatch.setenv("ECS_PARAMETERS", database_environ()["ECS_PARAMETERS"])
+    assert validate.main(["--images-file", str(images_file)]) == 0
+    assert capsys.readouterr().out.strip() == "ok"
 
 
 def test_botocore_catches_a_field_of_the_wrong_type(task_definition):

@@ -61,8 +61,11 @@ def settings_from_env(environ, cpus=None):
     if cpus is None:
         cpus = usable_cpu_count()
     log_format = log_format_from_env(environ)
+    # Every interface of the container by default, where nginx is another container; the
+    # ECS task, whose nginx shares web's network namespace, sets the loopback.
+    host = env.text(environ, "GUNICORN_HOST", "0.0.0.0")  # noqa: S104 the container's network only
     return {
-        "bind": f"0.0.0.0:{env.whole(environ, 'GUNICORN_PORT', 8000, minimum=1)}",
+        "bind": f"{host}:{env.whole(environ, 'GUNICORN_PORT', 8000, minimum=1)}",
         "worker_class": worker_class,
         "workers": env.whole(environ, "GUNICORN_WORKERS", 0) or default_workers(worker_class, cpus),
         # gunicorn turns sync into gthread when threads > 1; keep sync single-threaded.

@@ -68,6 +68,13 @@ def test_default_workers_follow_the_worker_model(worker_class, cpus, expected):
     assert default_workers(worker_class, cpus) == expected
 
 
+def test_the_address_and_port_make_the_bind():
+    # The ECS task's: nginx shares web's network namespace, so only the loopback is needed.
+    assert settings_from_env({"GUNICORN_HOST": "127.0.0.1", "GUNICORN_PORT": "9000"}, cpus=1)["bind"] == (
+        "127.0.0.1:9000"
+    )
+
+
 def test_production_defaults():
     settings = settings_from_env({}, cpus=2)
     assert settings["worker_class"] == "gevent"
