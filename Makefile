@@ -31,7 +31,7 @@ APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 .PHONY: migrate db-password db-backup db-restore
 .PHONY: help up doctor down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning bench-growth lint lint-python lint-dockerfiles lint-shell lint-compose \
-        ecs-render ecs-validate ecs-deploy
+        ecs-render ecs-render-migration ecs-validate ecs-migrate ecs-deploy
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -209,8 +209,14 @@ ecs-render: $(DEPLOY_VENV)/.installed ## Print the task definition JSON for `aws
 ecs-validate: $(DEPLOY_VENV)/.installed ## cfn-lint, botocore's ECS model and our own rules on the template and the rendered task definition
 	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" $(DEPLOY_VENV)/bin/python deploy/ecs/validate.py
 
-ecs-deploy: ## Deploy deploy/ecs/template.yaml with the pushed digests (DRY_RUN=1 prints the command)
-	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" deploy/ecs/deploy.sh
+ecs-render-migration: $(DEPLOY_VENV)/.installed ## Print the one-off migration task's definition (make ecs-migrate registers it)
+	@ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" $(DEPLOY_VENV)/bin/python deploy/ecs/render.py --migration
+
+ecs-migrate: $(DEPLOY_VENV)/.installed ## Run the database migrations as a one-off ECS task of the pushed web image, failing unless they succeed (DRY_RUN=1 prints the commands)
+	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" $(DEPLOY_VENV)/bin/python deploy/ecs/migrate.py
+
+ecs-deploy: $(DEPLOY_VENV)/.installed ## Migrate (with a database), then deploy deploy/ecs/template.yaml with the pushed digests (DRY_RUN=1 prints the commands)
+	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" ECS_PYTHON=$(DEPLOY_VENV)/bin/python deploy/ecs/deploy.sh
 
 $(DEPLOY_VENV)/.installed: deploy/ecs/requirements.txt
 	python3 -m venv $(DEPLOY_VENV)

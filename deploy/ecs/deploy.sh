@@ -6,11 +6,17 @@
 #                          PUSHED_WEB_IMAGE / PUSHED_NGINX_IMAGE in the environment win
 #   ECS_REPOSITORIES_ONLY  1: deploy with empty images, creating only the ECR repositories
 #                          (the first deploy, before the first push)
-#   DRY_RUN                1: print the command instead of running it
+#   DRY_RUN                1: print the commands instead of running them
+#   ECS_PYTHON             the Python of deploy/ecs's tools (default .venv-deploy/bin/python)
+# With a database, the migrations (make ecs-migrate, deploy/ecs/migrate.py) run as a one-off
+# task first, and a failed one stops here, the old release still serving. Only when the
+# database is new to the stack do they run right after the deploy, which first grants the
+# execution role the password.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 
 stack_name=${ECS_STACK_NAME:-flask-stack}
+python=${ECS_PYTHON:-.venv-deploy/bin/python}
 # shellcheck source=deploy/pushed-images.sh
 source deploy/pushed-images.sh
 read -r -a user_parameters <<<"${ECS_PARAMETERS:-}"
@@ -41,9 +47,19 @@ command=(
   --no-fail-on-empty-changeset
   --parameter-overrides "WebImage=$web_image" "NginxImage=$nginx_image" "${user_parameters[@]}"
 )
+migrations=none
+if [[ ${ECS_REPOSITORIES_ONLY:-0} != 1 ]]; then
+  migrations=$("$python" deploy/ecs/migrate.py --plan)
+fi
+if [[ $migrations == before ]]; then
+  "$python" deploy/ecs/migrate.py
+fi
 if [[ ${DRY_RUN:-0} == 1 ]]; then
   printf '%q ' "${command[@]}" | sed 's/ $//'
   echo
 else
-  exec "${command[@]}"
+  "${command[@]}"
+fi
+if [[ $migrations == after ]]; then
+  "$python" deploy/ecs/migrate.py
 fi

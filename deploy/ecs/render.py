@@ -59,10 +59,10 @@ def deployment_values(environ):
     return pseudo, {"ExecutionRole.Arn": role}, notes
 
 
-def parameter_overrides(environ, declared=None):
-    """ECS_PARAMETERS ("Key=Value Key=Value") as a dict, with notes on examples used. A key
-    the template does not declare is refused: a misspelt one would leave an example in place."""
-    overrides = {}
+def given_parameters(environ, declared=None):
+    """ECS_PARAMETERS ("Key=Value Key=Value") as a dict. A key the template does not declare
+    is refused: a misspelt one would leave a default or an example in place."""
+    given = {}
     for pair in environ.get("ECS_PARAMETERS", "").split():
         key, separator, value = pair.partition("=")
         if not separator:
@@ -71,7 +71,14 @@ def parameter_overrides(environ, declared=None):
             raise ValueError(
                 f"ECS_PARAMETERS: the template has no parameter {key!r} (it has {', '.join(sorted(declared))})"
             )
-        overrides[key] = value
+        given[key] = value
+    return given
+
+
+def parameter_overrides(environ, declared=None):
+    """ECS_PARAMETERS as a dict, with examples for what a task definition needs and was not
+    given, and notes saying which."""
+    overrides = given_parameters(environ, declared)
     notes = []
     for key, example in EXAMPLE_PARAMETERS.items():
         if key not in overrides:
@@ -125,14 +132,43 @@ def render(template, images, environ):
     return api_names.to_api(properties, api_names.register_task_definition_shape()), notes
 
 
+# The migrations, as scripts/migrate.sh runs them under Compose: Alembic in the web image.
+MIGRATION_COMMAND = ["alembic", "upgrade", "head"]
+MIGRATION_CONTAINER = "migrate"
+
+
+def migration_task_definition(task_definition):
+    """The one-off task `make ecs-migrate` runs: the service's own task definition (same
+    image, role, database settings and password file), with web running the migrations
+    instead of gunicorn and without nginx. Its family is the service's plus -migrate."""
+    migration = json.loads(json.dumps(task_definition))
+    migration["family"] = f"{task_definition['family']}-migrate"
+    containers = []
+    for container in migration["containerDefinitions"]:
+        if container["name"] == "nginx":
+            continue
+        if container["name"] == "web":
+            container["name"] = MIGRATION_CONTAINER
+            container["command"] = list(MIGRATION_COMMAND)
+            # It ends when the migrations do: its exit code is the verdict, not a check.
+            container.pop("healthCheck", None)
+            container["logConfiguration"]["options"]["awslogs-stream-prefix"] = MIGRATION_CONTAINER
+        containers.append(container)
+    migration["containerDefinitions"] = containers
+    return migration
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--template", default=TEMPLATE, type=Path)
     parser.add_argument("--images-file", type=Path, help=f"default: {pushed_images.DEFAULT_FILE}")
+    parser.add_argument("--migration", action="store_true", help="the one-off migration task's definition instead")
     args = parser.parse_args(argv)
     try:
         images = pushed_images.pushed_images(os.environ, args.images_file)
         task_definition, notes = render(cfn_template.load(args.template), images, os.environ)
+        if args.migration:
+            task_definition = migration_task_definition(task_definition)
     except (pushed_images.ImagesError, cfn_template.Unresolvable, KeyError, ValueError) as error:
         print(f"ecs-render: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """Validate the deployment offline (make ecs-validate): cfn-lint on the template, botocore's
-ECS model on the rendered task definition, then every rule in rules.py. Prints `ok`, or
-one line per problem and exits 1.
+ECS model on the rendered task definition and on the migration task derived from it, then
+every rule in rules.py. Prints `ok`, or one line per problem and exits 1.
 
 Without pushed images (a fresh clone) the task definition is rendered with example
 digests, said so on stderr: `make push` first to check the real ones.
@@ -95,6 +95,9 @@ def main(argv=None):
         else:
             task_definition, _ = render.render(template, images, os.environ)
         messages = validate(args.template, deployment, task_definition)
+        # The one-off migration task make ecs-migrate registers, derived from the service's.
+        migration = render.migration_task_definition(task_definition)
+        messages += [f"migration task: {message}" for message in botocore_messages(migration)]
     except (pushed_images.ImagesError, cfn_template.Unresolvable, KeyError, ValueError, OSError) as error:
         print(f"ecs-validate: {error}", file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy.sh"
 
 def run_deploy(images_file, **environment):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PUSHED_", "ECS_"))}
-    env.update(DRY_RUN="1", PUSHED_IMAGES_FILE=str(images_file), **environment)
+    # The tools' Python: this one has their libraries (make ecs-deploy passes .venv-deploy's).
+    env.update(DRY_RUN="1", PUSHED_IMAGES_FILE=str(images_file), ECS_PYTHON=sys.executable, **environment)
     return subprocess.run([str(DEPLOY)], env=env, capture_output=True, text=True, check=False)
 
 
