@@ -30,8 +30,8 @@ APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: migrate db-password db-backup db-restore
 .PHONY: help up doctor down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
-        docker-host lock clean bench bench-quick bench-tuning bench-growth lint lint-python lint-dockerfiles lint-shell lint-compose \
-        ecs-render ecs-render-migration ecs-validate ecs-migrate ecs-deploy
+        docker-host lock clean bench bench-quick bench-tuning bench-growth lint lint-python lint-dockerfiles lint-shell lint-compose lint-workflows \
+        ecs-render ecs-render-migration ecs-validate ecs-migrate ecs-deploy ecs-wait-stable
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -166,9 +166,9 @@ bench-growth: ## How cost grows: nginx's memory by idle connections, a gevent wo
 	bench/run.sh growth
 
 # Each linter is also a target of its own; lint runs them all and reports every failure.
-lint: ## Lint and check the format of Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint)
+lint: ## Lint and check the format of Python (ruff), Dockerfiles (hadolint), shell (shellcheck), compose files (compose-lint), CI workflows (zizmor, check-jsonschema)
 	@scripts/install-linters.sh
-	@$(MAKE) --no-print-directory --keep-going lint-python lint-dockerfiles lint-shell lint-compose
+	@$(MAKE) --no-print-directory --keep-going lint-python lint-dockerfiles lint-shell lint-compose lint-workflows
 
 lint-python:
 	$(LINT_BIN)/ruff check
@@ -182,6 +182,11 @@ lint-shell:
 
 lint-compose:
 	scripts/lint-compose.sh
+
+# zizmor's audits offline, every one (pedantic); the workflow schema check-jsonschema bundles.
+lint-workflows:
+	$(LINT_BIN)/zizmor --offline --persona=pedantic --show-audit-urls=never .github/workflows
+	$(LINT_BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 docker-host: ## Install and start a Docker engine and base images on a bare Debian machine (root)
 	scripts/docker-host/install-engine.sh
@@ -214,6 +219,9 @@ ecs-render-migration: $(DEPLOY_VENV)/.installed ## Print the one-off migration t
 
 ecs-migrate: $(DEPLOY_VENV)/.installed ## Run the database migrations as a one-off ECS task of the pushed web image, failing unless they succeed (DRY_RUN=1 prints the commands)
 	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" $(DEPLOY_VENV)/bin/python deploy/ecs/migrate.py
+
+ecs-wait-stable: ## Wait until the deployed ECS service is stable: one deployment, every desired task running
+	ECS_STACK_NAME="$(ECS_STACK_NAME)" deploy/ecs/wait-stable.sh
 
 ecs-deploy: $(DEPLOY_VENV)/.installed ## Migrate (with a database), then deploy deploy/ecs/template.yaml with the pushed digests (DRY_RUN=1 prints the commands)
 	ECS_STACK_NAME="$(ECS_STACK_NAME)" ECS_PARAMETERS="$(ECS_PARAMETERS)" ECS_PYTHON=$(DEPLOY_VENV)/bin/python deploy/ecs/deploy.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what `make lint` runs: Debian's shellcheck, and ruff, hadolint and compose-lint
-# at the exact versions and hashes of tools/lint/requirements.txt, in .venv-lint.
+# Installs what `make lint` runs: Debian's shellcheck, and ruff, hadolint, compose-lint,
+# zizmor and check-jsonschema at the exact versions and hashes of tools/lint/requirements.txt,
+# in .venv-lint.
 # Idempotent and silent when all is in place; the venv is rebuilt when the lock changes.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ fi
 # The stamp holds the hash of the lock the venv was built from.
 wanted=$(sha256sum "$lock" | cut -d' ' -f1)
 if [ "$(cat "$venv/.installed" 2>/dev/null || true)" != "$wanted" ]; then
-  log "installing ruff, hadolint and compose-lint into $venv"
+  log "installing ruff, hadolint, compose-lint, zizmor and check-jsonschema into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
   # Wheels only: hadolint's comes with its binary inside, nothing is fetched while installing.

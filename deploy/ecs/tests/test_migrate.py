@@ -11,6 +11,7 @@ from pathlib import Path
 import migrate
 import pytest
 from ecs_examples import DATABASE_PARAMETERS, IMAGES
+
 from ecs_stand_in import OUTPUTS, ecs_stand_in
 
 ECS_DIR = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def run(script, stand_in, images_file, parameters, **environment):
         PUSHED_IMAGES_FILE=str(images_file),
         **environment,
     )
-    command = [str(script)] if script == DEPLOY else [sys.executable, str(script)]
+    command = [str(script)] if script.suffix == ".sh" else [sys.executable, str(script)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False)
 
 
@@ -206,3 +207,13 @@ def test_the_migration_definition_passes_botocores_ecs_model(images):
     definition = migrate.migration_definition(deployed, {"ECS_STACK_NAME": STACK}, images)
     assert validate.botocore_messages(definition) == []
     assert json.dumps(definition).count("alembic") == 1
+
+
+def test_waiting_for_the_service_reads_it_from_the_stack_and_asks_ecs(stand_in, images_file):
+    stand_in.add_stack(STACK, {**NETWORK, "WebImage": "old", "NginxImage": "old"})
+
+    result = run(ECS_DIR / "wait-stable.sh", stand_in, images_file, {})
+
+    assert result.returncode == 0, result.stderr
+    assert stand_in.calls == ["cloudformation:DescribeStacks"] * 2 + ["ecs:DescribeServices"]
+    assert f"{OUTPUTS['ServiceName']} is stable" in result.stdout

@@ -27,6 +27,7 @@ OUTPUTS = {
     "TaskSecurityGroupId": "sg-0standin",
     "PrivateSubnetIds": "subnet-0standina,subnet-0standinb",
     "AssignPublicIp": "DISABLED",
+    "ServiceName": "shop-Service-STANDIN",
 }
 
 
@@ -86,6 +87,22 @@ class StandIn:
             # Running at the first look, stopped from the second: a caller must wait.
             described.append(self._task(arn, "RUNNING" if task["describes"] == 1 else "STOPPED"))
         return {"tasks": described, "failures": []}
+
+    def ecs_DescribeServices(self, body):
+        clusters = [stack["outputs"].get("ClusterName") for stack in self.stacks.values()]
+        if body.get("cluster") not in clusters:
+            raise Refused("ClusterNotFoundException", "Cluster not found.")
+        services = [
+            {
+                "serviceName": name,
+                "status": "ACTIVE",
+                "desiredCount": 2,
+                "runningCount": 2,
+                "deployments": [{"status": "PRIMARY", "desiredCount": 2, "runningCount": 2}],
+            }
+            for name in body["services"]
+        ]
+        return {"services": services, "failures": []}
 
     def _task(self, arn, status):
         definition = self.tasks[arn]["definition"]
