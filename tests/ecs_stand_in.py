@@ -10,6 +10,7 @@ the task, let the role read the secret, or run the migration; docs/deploy.md say
 """
 
 import json
+import os
 import threading
 import urllib.parse
 from contextlib import contextmanager
@@ -31,6 +32,27 @@ OUTPUTS = {
 }
 
 
+# A stack's parameters as the tests deploy them: the network's, and a database whose
+# password is a Secrets Manager secret of the app's own user, holding JSON (key "password").
+# Example ARNs, in AWS's documentation account.
+EXAMPLE_NETWORK = {"CertificateArn": f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/abc", "VpcCidr": "10.0.0.0/16"}
+EXAMPLE_DATABASE = {
+    "DatabaseHost": f"shop.cluster-c9akciq32.{REGION}.rds.amazonaws.com",
+    "DatabasePasswordSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop/app-db-AbCdEf",
+    "DatabasePasswordJsonKey": "password",
+}
+# Credentials and settings for the stand-in only: nothing here reaches or could reach AWS.
+STAND_IN_SETTINGS = {
+    "AWS_ACCESS_KEY_ID": "stand-in-access-key",
+    "AWS_SECRET_ACCESS_KEY": "stand-in-secret-key",
+    # The AWS CLI v1 reads the second; v2 and the SDKs the first.
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
 class Refused(Exception):
     def __init__(self, code, message):
         super().__init__(message)
@@ -47,6 +69,9 @@ class StandIn:
         self.tasks = {}
         self.runs = []
         self.migration_exit_code = 0
+        # True: a task never stops by itself (a migration that hangs) until StopTask.
+        self.tasks_hang = False
+        self.stopped = []
         self.calls = []
         self.lock = threading.Lock()
 
@@ -85,8 +110,15 @@ class StandIn:
             task = self.tasks[arn]
             task["describes"] += 1
             # Running at the first look, stopped from the second: a caller must wait.
-            described.append(self._task(arn, "RUNNING" if task["describes"] == 1 else "STOPPED"))
+            running = task["describes"] == 1 or (self.tasks_hang and arn not in self.stopped)
+            described.append(self._task(arn, "RUNNING" if running else "STOPPED"))
         return {"tasks": described, "failures": []}
+
+    def ecs_StopTask(self, body):
+        if body["task"] not in self.tasks:
+            raise Refused("InvalidParameterException", "The referenced task was not found.")
+        self.stopped.append(body["task"])
+        return {"task": self._task(body["task"], "RUNNING")}
 
     def ecs_DescribeServices(self, body):
         clusters = [stack["outputs"].get("ClusterName") for stack in self.stacks.values()]
@@ -204,6 +236,9 @@ class StandIn:
 
 def handler_for(stand_in):
     class Handler(BaseHTTPRequestHandler):
+        # A client that stops sending mid-request cannot hold a thread for ever.
+        timeout = 10
+
         def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length).decode()

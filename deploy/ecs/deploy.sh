@@ -9,9 +9,10 @@
 #   DRY_RUN                1: print the commands instead of running them
 #   ECS_PYTHON             the Python of deploy/ecs's tools (default .venv-deploy/bin/python)
 # With a database, the migrations (make ecs-migrate, deploy/ecs/migrate.py) run as a one-off
-# task first, and a failed one stops here, the old release still serving. Only when the
-# database is new to the stack do they run right after the deploy, which first grants the
-# execution role the password.
+# task first, and a failed one stops here, the old release still serving. When the database
+# is new to the stack, its settings are deployed first with the images the stack already
+# runs, so that the execution role may read the password before the migration needs it.
+# migrate.py --plan also refuses a CpuArchitecture the pushed images were not built for.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
 
@@ -39,27 +40,34 @@ else
   done
 fi
 
-command=(
+deploy=(
   aws cloudformation deploy
   --template-file deploy/ecs/template.yaml
   --stack-name "$stack_name"
   --capabilities CAPABILITY_IAM
   --no-fail-on-empty-changeset
-  --parameter-overrides "WebImage=$web_image" "NginxImage=$nginx_image" "${user_parameters[@]}"
+  --parameter-overrides
 )
+run() {
+  if [[ ${DRY_RUN:-0} == 1 ]]; then
+    printf '%q ' "$@" | sed 's/ $//'
+    echo
+  else
+    "$@"
+  fi
+}
+
 migrations=none
 if [[ ${ECS_REPOSITORIES_ONLY:-0} != 1 ]]; then
   migrations=$("$python" deploy/ecs/migrate.py --plan)
 fi
+if [[ $migrations == grant-first ]]; then
+  echo "ecs-deploy: the database is new to the stack: its settings first, with the images already deployed" >&2
+  # Without WebImage and NginxImage, the deploy keeps the values the stack has.
+  run "${deploy[@]}" "${user_parameters[@]}"
+  migrations=before
+fi
 if [[ $migrations == before ]]; then
   "$python" deploy/ecs/migrate.py
 fi
-if [[ ${DRY_RUN:-0} == 1 ]]; then
-  printf '%q ' "${command[@]}" | sed 's/ $//'
-  echo
-else
-  "${command[@]}"
-fi
-if [[ $migrations == after ]]; then
-  "$python" deploy/ecs/migrate.py
-fi
+run "${deploy[@]}" "WebImage=$web_image" "NginxImage=$nginx_image" "${user_parameters[@]}"

@@ -9,13 +9,20 @@ non-zero unless the migration container exited 0, so make ecs-deploy stops befor
 the service and the old release keeps serving.
 
 It reads the stack (aws cloudformation describe-stacks): the cluster, role, subnets and
-security group from its outputs, and the deployed parameters, over which ECS_PARAMETERS
-wins, as `aws cloudformation deploy` will apply them. It calls the AWS CLI on PATH.
-  ECS_STACK_NAME       the stack (default flask-stack)
-  ECS_PARAMETERS       "Key=Value ..." the deploy is about to apply
-  PUSHED_IMAGES_FILE   the digests (PUSHED_WEB_IMAGE in the environment wins)
-  DRY_RUN              1: print the AWS CLI commands instead, with the values only the
-                       stack knows as <placeholders>
+security group from its outputs, its region and account from its id, and the deployed
+parameters, over which ECS_PARAMETERS wins, as `aws cloudformation deploy` will apply them
+(it keeps a parameter's previous value unless given a new one). It calls the AWS CLI on PATH.
+  ECS_STACK_NAME         the stack (default flask-stack)
+  ECS_PARAMETERS         "Key=Value ..." the deploy is about to apply
+  PUSHED_IMAGES_FILE     the digests and platforms make push recorded (PUSHED_* in the
+                         environment win)
+  ECS_MIGRATION_TIMEOUT  seconds the migration may run before it is stopped and counted a
+                         failure (default 900)
+  DRY_RUN                1: print the AWS CLI commands instead, with the values only the
+                         stack knows as <placeholders>
+
+--plan, run by make ecs-deploy before anything else, also refuses a CpuArchitecture the
+pushed images were not built for: their tasks would never start.
 """
 
 import argparse
@@ -24,6 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import cfn_template
 import pushed_images
@@ -32,12 +40,20 @@ import render
 # An AWS CLI call that only reads or starts something answers in seconds; one stuck on the
 # network must not hold a release for ever.
 CALL_TIMEOUT_S = 120
-# `aws ecs wait tasks-stopped` gives up by itself after 100 polls 6 s apart; this is a bound
-# above that, in case the CLI itself hangs.
-WAIT_TIMEOUT_S = 15 * 60
+# How long a migration may run: a release waits for it. A longer one (a large backfill) is
+# better run apart from the release (docs/database.md, "Expand, then contract").
+MIGRATION_TIMEOUT_S = 900
+# Between two looks at the task: the AWS CLI's own tasks-stopped waiter looks every 6 s.
+POLL_S = 6
 STARTED_BY = "make-ecs-migrate"
-# What make ecs-deploy does about the migrations, printed by --plan.
-PLANS = ("none", "before", "after")
+# What make ecs-deploy does about the migrations, printed by --plan: nothing; migrate, then
+# deploy; or deploy the database's settings with the images already deployed (so the role
+# may read the password), then migrate, then deploy the new images.
+PLANS = ("none", "before", "grant-first")
+# What the deploy's execution role must already allow for a migration to run before it.
+ROLE_PARAMETERS = ("DatabaseHost", "DatabasePasswordSecretArn", "DatabasePasswordKmsKeyArn")
+# The template's CpuArchitecture values, as image platforms.
+PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 
 
 class Failed(Exception):
@@ -64,9 +80,13 @@ def deployed_stack(stack_name):
             return None
         raise
     (stack,) = described["Stacks"]
+    # arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<id>
+    _, _, _, region, account, _ = stack["StackId"].split(":", 5)
     return {
         "parameters": {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])},
         "outputs": {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])},
+        "region": region,
+        "account": account,
     }
 
 
@@ -77,38 +97,65 @@ def deployment_parameters(stack, environ):
     return parameters
 
 
+def pushed_platforms(environ, images_file=None):
+    """The platforms make push recorded (PUSHED_PLATFORMS, comma-separated), or None."""
+    path = images_file or environ.get("PUSHED_IMAGES_FILE") or pushed_images.DEFAULT_FILE
+    recorded = environ.get("PUSHED_PLATFORMS")
+    if not recorded and os.path.isfile(path):
+        recorded = pushed_images.read_env_file(path).get("PUSHED_PLATFORMS")
+    return recorded.split(",") if recorded else None
+
+
 def has_database(parameters):
     return bool(parameters.get("DatabaseHost") and parameters.get("DatabasePasswordSecretArn"))
 
 
 def plan(stack, environ):
     """none: the deployment has no database. before: the stack already runs with this database
-    (its cluster exists and its execution role may read this password), so the migrations run
-    before the service rolls. after: the database is new to the stack (or the stack is), so the
-    deploy must first grant the role the password; the migrations run right after it."""
+    (its cluster exists and its execution role may read this password with this key), so the
+    migrations run before the service rolls. grant-first: the database is new to the stack (or
+    the stack is), so its settings are deployed first, with the images already running."""
     parameters = deployment_parameters(stack, environ)
     if not has_database(parameters):
         return "none"
-    same_database = stack is not None and all(
-        stack["parameters"].get(key) == parameters.get(key) for key in ("DatabaseHost", "DatabasePasswordSecretArn")
+    granted = stack is not None and all(
+        stack["parameters"].get(key, "") == parameters.get(key, "") for key in ROLE_PARAMETERS
     )
-    return "before" if same_database and "ClusterName" in stack["outputs"] else "after"
+    return "before" if granted and "ClusterName" in stack["outputs"] else "grant-first"
+
+
+def check_architecture(parameters, platforms):
+    """The tasks' CPU must be one the pushed images were built for (`platforms`, what make push
+    recorded), or no task would start. With no record, only the default CPU is let through."""
+    template = cfn_template.load(render.TEMPLATE)
+    architecture = parameters.get("CpuArchitecture") or template["Parameters"]["CpuArchitecture"]["Default"]
+    wanted = PLATFORMS[architecture]
+    if platforms is None:
+        if architecture != template["Parameters"]["CpuArchitecture"]["Default"]:
+            raise Failed(f"CpuArchitecture {architecture}: make push recorded no PUSHED_PLATFORMS; push again")
+        return
+    if wanted not in platforms:
+        raise Failed(
+            f"CpuArchitecture {architecture} needs images for {wanted}; make push built {', '.join(platforms)}"
+        )
 
 
 def migration_definition(stack, environ, images):
-    """The migration's task definition, rendered with the deployment's parameters and role."""
-    parameters = deployment_parameters(stack, environ)
+    """The migration's task definition, rendered with the deployment's parameters, role, region
+    and account."""
     declared = cfn_template.load(render.TEMPLATE).get("Parameters", {})
+    parameters = {
+        key: value
+        for key, value in deployment_parameters(stack, environ).items()
+        if key in declared and key not in ("WebImage", "NginxImage") and value != ""
+    }
     rendering = {
         **environ,
-        "ECS_PARAMETERS": " ".join(
-            f"{key}={value}"
-            for key, value in parameters.items()
-            if key in declared and key not in ("WebImage", "NginxImage") and value != ""
-        ),
+        "AWS_REGION": stack["region"],
+        "AWS_ACCOUNT_ID": stack["account"],
         "ECS_EXECUTION_ROLE_ARN": stack["outputs"]["ExecutionRoleArn"],
     }
-    task_definition, _ = render.render(cfn_template.load(render.TEMPLATE), images, rendering)
+    task_definition, _ = render.render(cfn_template.load(render.TEMPLATE), images, rendering, given=parameters)
     return render.migration_task_definition(task_definition)
 
 
@@ -138,12 +185,28 @@ def run_command(cluster, definition_arn, network):
     ]  # fmt: skip
 
 
-def wait_command(cluster, task_arn):
-    return ["ecs", "wait", "tasks-stopped", "--cluster", cluster, "--tasks", task_arn]
-
-
 def describe_command(cluster, task_arn):
     return ["ecs", "describe-tasks", "--cluster", cluster, "--tasks", task_arn, "--output", "json"]
+
+
+def stop_command(cluster, task_arn, reason):
+    return ["ecs", "stop-task", "--cluster", cluster, "--task", task_arn, "--reason", reason, "--output", "json"]
+
+
+def stopped_task(cluster, task_arn, timeout):
+    """describe-tasks' answer once the task has stopped, looking every POLL_S seconds. Past
+    `timeout` the task is stopped (a release must not leave a migration running unseen) and
+    that is a failure naming it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = json.loads(aws(describe_command(cluster, task_arn)))
+        tasks = described.get("tasks", [])
+        if not tasks or tasks[0].get("lastStatus") == "STOPPED":
+            return described
+        if time.monotonic() + POLL_S > deadline:
+            aws(stop_command(cluster, task_arn, f"{STARTED_BY}: not done within {timeout} s"))
+            raise Failed(f"the migration task {task_arn} ran past {timeout} s (ECS_MIGRATION_TIMEOUT): stopped it")
+        time.sleep(POLL_S)
 
 
 def verdict(described, task_arn):
@@ -179,8 +242,8 @@ def migrate(stack_name, environ, images_file=None):
         raise Failed(f"run-task started nothing: {started.get('failures')}")
     task_arn = started["tasks"][0]["taskArn"]
     print(f"ecs-migrate: running {task_arn}: alembic upgrade head; waiting for it to stop")
-    aws(wait_command(cluster, task_arn), timeout=WAIT_TIMEOUT_S)
-    exit_code, reason = verdict(json.loads(aws(describe_command(cluster, task_arn))), task_arn)
+    timeout = int(environ.get("ECS_MIGRATION_TIMEOUT") or MIGRATION_TIMEOUT_S)
+    exit_code, reason = verdict(stopped_task(cluster, task_arn, timeout), task_arn)
     log = f"log group /ecs/{stack_name}, stream {render.MIGRATION_CONTAINER}/{render.MIGRATION_CONTAINER}/"
     log += task_arn.rsplit("/", 1)[-1]
     if exit_code != 0:
@@ -204,7 +267,7 @@ def dry_run(stack_name, environ, images_file=None):
         describe_stack_command(stack_name),
         register_command(definition),
         run_command(cluster, "<registered task definition>", network),
-        wait_command(cluster, task),
+        # Every POLL_S seconds until the task has stopped, then its containers' exit codes.
         describe_command(cluster, task),
     ]
     for line in lines:
@@ -220,12 +283,13 @@ def main(argv=None):
     dry = os.environ.get("DRY_RUN") == "1"
     try:
         if args.plan:
+            stack = None if dry else deployed_stack(stack_name)
+            check_architecture(deployment_parameters(stack, os.environ), pushed_platforms(os.environ, args.images_file))
             if dry:
                 print("ecs-migrate: dry run: assuming the stack already runs with this database", file=sys.stderr)
-                parameters = deployment_parameters(None, os.environ)
-                print("before" if has_database(parameters) else "none")
+                print("before" if has_database(deployment_parameters(None, os.environ)) else "none")
             else:
-                print(plan(deployed_stack(stack_name), os.environ))
+                print(plan(stack, os.environ))
         elif dry:
             dry_run(stack_name, os.environ, args.images_file)
         else:

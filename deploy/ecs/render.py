@@ -75,10 +75,16 @@ def given_parameters(environ, declared=None):
     return given
 
 
-def parameter_overrides(environ, declared=None):
-    """ECS_PARAMETERS as a dict, with examples for what a task definition needs and was not
-    given, and notes saying which."""
-    overrides = given_parameters(environ, declared)
+def parameter_overrides(environ, declared=None, given=None):
+    """ECS_PARAMETERS (or `given`, the same as a dict) with examples for what a task
+    definition needs and was not given, and notes saying which."""
+    if given is None:
+        overrides = given_parameters(environ, declared)
+    else:
+        overrides = dict(given)
+        unknown = set(overrides) - set(declared or overrides)
+        if unknown:
+            raise ValueError(f"the template has no parameter {', '.join(sorted(unknown))}")
     notes = []
     for key, example in EXAMPLE_PARAMETERS.items():
         if key not in overrides:
@@ -109,23 +115,38 @@ def check_template_rules(template, resolver):
                 raise ValueError(f"rule {name}: {assertion.get('AssertDescription', 'an assertion failed')}")
 
 
-def deployed(template, images, environ):
+def check_secret_reference(parameters):
+    """A JSON key picks a key of a Secrets Manager secret (<ARN>:<key>::); an SSM parameter
+    has no such form, and ECS would refuse the reference when a task starts."""
+    arn, key = parameters.get("DatabasePasswordSecretArn", ""), parameters.get("DatabasePasswordJsonKey", "")
+    if key and ":secretsmanager:" not in arn:
+        raise ValueError(
+            f"parameter DatabasePasswordJsonKey: {key!r} picks a key of a Secrets Manager secret's JSON; "
+            f"{arn or 'no secret'} is not one (an SSM parameter holds the password whole)"
+        )
+
+
+def deployed(template, images, environ, given=None):
     """(the template with this deployment's parameter values as its defaults, notes): what
-    the rules judge, so a condition such as HasDatabase holds as it will in the stack."""
-    parameters, notes = parameter_overrides(environ, declared=set(template.get("Parameters", {})))
+    the rules judge, so a condition such as HasDatabase holds as it will in the stack.
+    `given` replaces ECS_PARAMETERS with a dict of the same."""
+    declared = set(template.get("Parameters", {}))
+    parameters, notes = parameter_overrides(environ, declared=declared, given=given)
     parameters.update(WebImage=images["PUSHED_WEB_IMAGE"], NginxImage=images["PUSHED_NGINX_IMAGE"])
     deployment = copy.deepcopy(template)
     for name, value in parameters.items():
         check_parameter(name, deployment["Parameters"][name], value)
         deployment["Parameters"][name]["Default"] = value
     check_template_rules(deployment, cfn_template.Resolver(deployment))
+    check_secret_reference(parameters)
     return deployment, notes
 
 
-def render(template, images, environ):
-    """(task definition in the API's names, notes) for these images and this environment."""
+def render(template, images, environ, given=None):
+    """(task definition in the API's names, notes) for these images and this environment;
+    `given` replaces ECS_PARAMETERS with a dict of the same."""
     pseudo, known, notes = deployment_values(environ)
-    deployment, parameter_notes = deployed(template, images, environ)
+    deployment, parameter_notes = deployed(template, images, environ, given)
     notes += parameter_notes
     resolver = cfn_template.Resolver(deployment, pseudo=pseudo, known=known)
     properties = resolver.resolve(task_definition_resource(deployment))

@@ -504,15 +504,39 @@ def rule_no_secret_in_environment(template, task_definition):
     return messages
 
 
+def _awaited(task_definition, name):
+    """Another container starts only once this one has exited (dependsOn SUCCESS or COMPLETE):
+    it is a step before them, not a sidecar that may run on."""
+    return any(
+        dependency.get("containerName") == name and dependency.get("condition") in ("SUCCESS", "COMPLETE")
+        for _, container in _containers(task_definition)
+        for dependency in container.get("dependsOn", [])
+    )
+
+
 def rule_secrets_only_in_one_shot_containers(template, task_definition):
     """ECS hands `secrets` to a container as environment variables, there for its whole
-    life and its children's. Only a one-shot container (essential false) may take them, to
-    write them to a file of the task's and exit (the stack's secrets are files)."""
+    life and its children's. Only a one-shot container (essential false, and awaited by
+    another's dependsOn SUCCESS or COMPLETE) may take them, to write them to a file of the
+    task's and exit (the stack's secrets are files)."""
     return [
         f"containerDefinitions[{name}].secrets: a long-running container would hold them in its environment; "
-        "give them to a one-shot container that writes a file (as db-password does)"
+        "give them to a one-shot container that writes a file and another awaits (as db-password)"
         for name, container in _containers(task_definition)
-        if container.get("secrets") and not _one_shot(container)
+        if container.get("secrets") and not (_one_shot(container) and _awaited(task_definition, name))
+    ]
+
+
+def rule_json_keys_only_in_secrets_manager_references(template, task_definition):
+    """<ARN>:<json-key>:<stage>:<version> picks a key of a Secrets Manager secret; an SSM
+    parameter has no such form, and ECS refuses it when the task starts
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html)."""
+    return [
+        f"containerDefinitions[{name}].secrets[{secret.get('name')}].valueFrom: {secret['valueFrom']!r} names a "
+        "JSON key of an SSM parameter; only a Secrets Manager secret has keys"
+        for name, container in _containers(task_definition)
+        for secret in container.get("secrets", [])
+        if ":ssm:" in secret.get("valueFrom", "") and secret["valueFrom"].split(":parameter/", 1)[-1].count(":")
     ]
 
 

@@ -4,6 +4,8 @@ import json
 
 import render
 
+from ecs_stand_in import EXAMPLE_DATABASE
+
 # Example digests, as a user's pushed-images.env would hold real ones.
 IMAGES = {
     "PUSHED_WEB_IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/flask-stack/web@sha256:" + "a" * 64,
@@ -11,13 +13,8 @@ IMAGES = {
 }
 
 
-# A database as a user would pass it (ECS_PARAMETERS): RDS's endpoint, its managed master
-# user secret (JSON, key "password"), by example ARNs in AWS's documentation account.
-DATABASE_PARAMETERS = {
-    "DatabaseHost": "shop.cluster-c9akciq32.eu-west-1.rds.amazonaws.com",
-    "DatabasePasswordSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!cluster-1a2b-AbCdEf",
-    "DatabasePasswordJsonKey": "password",
-}
+# The database the stand-in's examples deploy (tests/ecs_stand_in.py).
+DATABASE_PARAMETERS = EXAMPLE_DATABASE
 
 
 def database_environ():

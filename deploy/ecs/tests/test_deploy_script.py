@@ -12,7 +12,7 @@ def run_deploy(images_file, **environment):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PUSHED_", "ECS_"))}
     # The tools' Python: this one has their libraries (make ecs-deploy passes .venv-deploy's).
     env.update(DRY_RUN="1", PUSHED_IMAGES_FILE=str(images_file), ECS_PYTHON=sys.executable, **environment)
-    return subprocess.run([str(DEPLOY)], env=env, capture_output=True, text=True, check=False)
+    return subprocess.run([str(DEPLOY)], env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
 def test_the_dry_run_prints_the_deploy_command_with_both_digests(images, images_file):

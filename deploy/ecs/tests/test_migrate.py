@@ -12,12 +12,12 @@ import migrate
 import pytest
 from ecs_examples import DATABASE_PARAMETERS, IMAGES
 
-from ecs_stand_in import OUTPUTS, ecs_stand_in
+from ecs_stand_in import EXAMPLE_NETWORK, OUTPUTS, STAND_IN_SETTINGS, ecs_stand_in
 
 ECS_DIR = Path(__file__).resolve().parents[1]
 DEPLOY = ECS_DIR / "deploy.sh"
 STACK = "shop"
-NETWORK = {"CertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc", "VpcCidr": "10.0.0.0/16"}
+NETWORK = EXAMPLE_NETWORK
 WITH_DATABASE = {**NETWORK, **DATABASE_PARAMETERS}
 # A deploy's calls after any migration: `aws cloudformation deploy` (awscli's deployer).
 DEPLOY_CALLS = [
@@ -28,27 +28,16 @@ DEPLOY_CALLS = [
     "cloudformation:ExecuteChangeSet",
     "cloudformation:DescribeStacks",
 ]
-# A migration's calls: the stack, the task definition, the task, the waiter's two looks
-# (running, then stopped), and the verdict.
+# A migration's calls: the stack, the task definition, the task, and two looks at it
+# (running, then stopped, with the exit codes).
 MIGRATION_CALLS = [
     "cloudformation:DescribeStacks",
     "ecs:RegisterTaskDefinition",
     "ecs:RunTask",
     "ecs:DescribeTasks",
     "ecs:DescribeTasks",
-    "ecs:DescribeTasks",
 ]
 PLAN_CALLS = ["cloudformation:DescribeStacks"]
-# Credentials and settings for the stand-in only: nothing here reaches or could reach AWS.
-STAND_IN_SETTINGS = {
-    "AWS_ACCESS_KEY_ID": "stand-in-access-key",
-    "AWS_SECRET_ACCESS_KEY": "stand-in-secret-key",
-    # The AWS CLI v1 reads the second; v2 and the SDKs the first.
-    "AWS_REGION": "eu-west-1",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
 
 
 @pytest.fixture
@@ -122,13 +111,68 @@ def test_a_failed_migration_stops_the_deploy_and_the_old_release_keeps_serving(s
     assert f"log group /ecs/{STACK}, stream migrate/migrate/" in result.stderr
 
 
-def test_a_database_new_to_the_stack_is_migrated_right_after_the_deploy_grants_its_password(stand_in, images_file):
+def test_a_database_new_to_the_stack_is_granted_with_the_old_images_then_migrated_then_the_release_rolls(
+    stand_in, images_file
+):
     stand_in.add_stack(STACK, {**NETWORK, "WebImage": "old", "NginxImage": "old"})
 
     result = run(DEPLOY, stand_in, images_file, WITH_DATABASE)
 
     assert result.returncode == 0, result.stderr
-    assert stand_in.calls == PLAN_CALLS + DEPLOY_CALLS + MIGRATION_CALLS
+    assert stand_in.calls == PLAN_CALLS + DEPLOY_CALLS + MIGRATION_CALLS + DEPLOY_CALLS
+    granting, releasing = stand_in.deployed_parameters()
+    # The first deploy keeps the images the stack runs (the CLI sends UsePreviousValue).
+    assert granting["WebImage"] is None and granting["DatabaseHost"] == WITH_DATABASE["DatabaseHost"]
+    assert releasing["WebImage"] == IMAGES["PUSHED_WEB_IMAGE"]
+
+
+def test_a_database_whose_key_changes_is_granted_first_too(stand_in, images_file):
+    stand_in.add_stack(STACK, {**WITH_DATABASE, "WebImage": "old", "NginxImage": "old"})
+    key = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-aaaa-bbbb-cccc-0123456789ab"
+
+    result = run(DEPLOY, stand_in, images_file, {**WITH_DATABASE, "DatabasePasswordKmsKeyArn": key})
+
+    assert result.returncode == 0, result.stderr
+    assert stand_in.calls == PLAN_CALLS + DEPLOY_CALLS + MIGRATION_CALLS + DEPLOY_CALLS
+
+
+def test_a_migration_past_its_timeout_is_stopped_and_fails_the_deploy(stand_in, images_file):
+    stand_in.add_stack(STACK, {**WITH_DATABASE, "WebImage": "old", "NginxImage": "old"})
+    stand_in.tasks_hang = True
+
+    result = run(DEPLOY, stand_in, images_file, WITH_DATABASE, ECS_MIGRATION_TIMEOUT="1")
+
+    assert result.returncode != 0
+    (task,) = stand_in.tasks
+    assert stand_in.stopped == [task]
+    assert stand_in.calls[-2:] == ["ecs:DescribeTasks", "ecs:StopTask"], "stopped, and nothing deployed"
+    assert f"the migration task {task} ran past 1 s (ECS_MIGRATION_TIMEOUT): stopped it" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "recorded, architecture, refused",
+    [
+        ("linux/amd64", "ARM64", "CpuArchitecture ARM64 needs images for linux/arm64; make push built linux/amd64"),
+        (None, "ARM64", "CpuArchitecture ARM64: make push recorded no PUSHED_PLATFORMS"),
+        ("linux/amd64,linux/arm64", "ARM64", None),
+        (None, "X86_64", None),
+    ],
+)
+def test_a_cpu_the_pushed_images_were_not_built_for_is_refused_before_anything_runs(
+    stand_in, images_file, recorded, architecture, refused
+):
+    stand_in.add_stack(STACK, {**NETWORK, "WebImage": "old", "NginxImage": "old"})
+    if recorded:
+        images_file.write_text(images_file.read_text() + f"PUSHED_PLATFORMS={recorded}\n")
+
+    result = run(DEPLOY, stand_in, images_file, {**NETWORK, "CpuArchitecture": architecture})
+
+    if refused:
+        assert result.returncode == 1 and refused in result.stderr, result.stderr
+        assert stand_in.calls == PLAN_CALLS, "nothing deployed"
+    else:
+        assert result.returncode == 0, result.stderr
+        assert stand_in.calls == PLAN_CALLS + DEPLOY_CALLS
 
 
 def test_without_a_database_a_deploy_migrates_nothing(stand_in, images_file):
@@ -158,7 +202,6 @@ def test_the_dry_run_prints_the_commands_in_their_order(stand_in, images_file):
         "aws cloudformation describe-stacks",
         "aws ecs register-task-definition",
         "aws ecs run-task",
-        "aws ecs wait",
         "aws ecs describe-tasks",
         "aws cloudformation deploy",
     ]
@@ -195,16 +238,18 @@ def test_the_plan_reads_the_deployed_database_against_the_one_to_deploy():
     deployed = {"parameters": dict(WITH_DATABASE), "outputs": dict(OUTPUTS)}
     assert migrate.plan(deployed, {"ECS_PARAMETERS": ""}) == "before"
     other = {"ECS_PARAMETERS": "DatabaseHost=elsewhere.example"}
-    assert migrate.plan(deployed, other) == "after"
-    assert migrate.plan(None, {"ECS_PARAMETERS": parameters_text(WITH_DATABASE)}) == "after"
+    assert migrate.plan(deployed, other) == "grant-first"
+    assert migrate.plan(None, {"ECS_PARAMETERS": parameters_text(WITH_DATABASE)}) == "grant-first"
     assert migrate.plan({"parameters": dict(NETWORK), "outputs": dict(OUTPUTS)}, {"ECS_PARAMETERS": ""}) == "none"
 
 
 def test_the_migration_definition_passes_botocores_ecs_model(images):
     import validate
 
-    deployed = {"parameters": dict(WITH_DATABASE), "outputs": dict(OUTPUTS)}
+    deployed = {"parameters": dict(WITH_DATABASE), "outputs": dict(OUTPUTS), "region": "us-east-2", "account": "1" * 12}
     definition = migrate.migration_definition(deployed, {"ECS_STACK_NAME": STACK}, images)
+    # The log region is the stack's, whatever the caller's environment says.
+    assert definition["containerDefinitions"][1]["logConfiguration"]["options"]["awslogs-region"] == "us-east-2"
     assert validate.botocore_messages(definition) == []
     assert json.dumps(definition).count("alembic") == 1
 

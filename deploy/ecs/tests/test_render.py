@@ -139,6 +139,18 @@ def test_a_database_host_without_its_password_is_refused_by_the_templates_rule(c
     [
         ("CpuArchitecture=ARM", "parameter CpuArchitecture: 'ARM' is not one of X86_64, ARM64"),
         ("DatabasePasswordSecretArn=hunter2", "parameter DatabasePasswordSecretArn: 'hunter2' does not match"),
+        # A JSON key of an SSM parameter: only Secrets Manager secrets have keys.
+        (
+            "DatabaseHost=db.internal DatabasePasswordSecretArn=arn:aws:ssm:eu-west-1:123456789012:parameter/db "
+            "DatabasePasswordJsonKey=password",
+            "parameter DatabasePasswordJsonKey: 'password' picks a key of a Secrets Manager secret's JSON",
+        ),
+        ("DatabasePasswordSecretArn=arn:aws:ssm:eu-west-1:123456789012:parameter/db", "need DatabaseHost"),
+        (
+            "DatabaseHost=db.internal DatabasePasswordSecretArn=arn:aws:ssm:eu-west-1:123456789012:parameter/db "
+            "DatabasePort=0",
+            "parameter DatabasePort: '0' does not match",
+        ),
         # A Secrets Manager ARN without its six random characters names no secret.
         (
             "DatabasePasswordSecretArn=arn:aws:secretsmanager:eu-west-1:123456789012:secret:db",

@@ -325,6 +325,23 @@ BROKEN_CASES = {
             ),
             "containerDefinitions[web].secrets: a long-running container would hold them in its environment",
         ),
+        (
+            "a sidecar nobody waits for, which may run on",
+            lambda t, d: (with_database(t, d), container(d, "web").pop("dependsOn")),
+            "containerDefinitions[db-password].secrets: a long-running container would hold them",
+        ),
+    ],
+    "rule_json_keys_only_in_secrets_manager_references": [
+        (
+            "a JSON key of an SSM parameter",
+            lambda t, d: (
+                with_database(t, d),
+                container(d, "db-password")["secrets"][0].update(
+                    valueFrom="arn:aws:ssm:eu-west-1:123456789012:parameter/shop/db:password::"
+                ),
+            ),
+            "names a JSON key of an SSM parameter",
+        ),
     ],
     "rule_execution_role_reads_exactly_the_tasks_secrets": [
         (
