@@ -93,6 +93,9 @@ push_repository() {
 }
 web_digest=$(push_repository "$web_repository")
 nginx_digest=$(push_repository "$nginx_repository")
+# The CPU the images were built for: make ecs-deploy refuses a task CPU they cannot run on.
+platforms=$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$web_repository:$tag" "$nginx_repository:$tag" | sort -u)
+[ "$(wc -l <<<"$platforms")" -eq 1 ] || fail "web and nginx were built for different platforms: $platforms"
 
 mkdir -p "$(dirname "$images_file")"
 {
@@ -103,6 +106,7 @@ mkdir -p "$(dirname "$images_file")"
     IFS=,
     echo "${tags[*]}"
   )"
+  echo "PUSHED_PLATFORMS=$platforms"
   echo "PUSHED_WEB_IMAGE=$web_digest"
   echo "PUSHED_NGINX_IMAGE=$nginx_digest"
 } >"$images_file.tmp"

@@ -73,6 +73,9 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         written = read_env_file(images_file)
         registry = RegistryClient(host, "pusher", password)
+        # The images' platform, as the engine built them: this machine's.
+        architecture = {"x86_64": "amd64", "aarch64": "arm64"}[docker.from_env().info()["Architecture"]]
+        assert written["PUSHED_PLATFORMS"] == f"linux/{architecture}", written
 
         for name in ("web", "nginx"):
             reference = written[f"PUSHED_{name.upper()}_IMAGE"]
