@@ -1,7 +1,6 @@
 """A STAND-IN for AWS's API, answered locally by moto's server: never AWS itself. It lets
 the tests run the real AWS CLI's ECR login against something that answers like ECR."""
 
-import os
 import subprocess
 import sys
 import time
@@ -11,17 +10,9 @@ from pathlib import Path
 import requests
 
 from composed import free_loopback_port
+from ecs_stand_in import STAND_IN_SETTINGS
 
 VENV_BIN = Path(sys.executable).parent
-
-# Credentials and settings for the stand-in only: nothing here reaches or could reach AWS.
-STAND_IN_ENV = {
-    "AWS_ACCESS_KEY_ID": "stand-in-access-key",
-    "AWS_SECRET_ACCESS_KEY": "stand-in-secret-key",
-    "AWS_REGION": "eu-west-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
 
 
 @contextmanager
@@ -45,7 +36,7 @@ def aws_api_stand_in(folder):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"moto server did not start: {(folder / 'moto.log').read_text()}") from None
                 time.sleep(0.2)
-        yield {**STAND_IN_ENV, "AWS_ENDPOINT_URL": endpoint}
+        yield {**STAND_IN_SETTINGS, "AWS_ENDPOINT_URL": endpoint}
     finally:
         process.terminate()
         process.wait(timeout=10)

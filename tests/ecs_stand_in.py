@@ -53,6 +53,30 @@ STAND_IN_SETTINGS = {
 }
 
 
+# The calls each step makes, in order, as the tests expect them. make ecs-deploy's plan:
+PLAN_CALLS = ["cloudformation:DescribeStacks"]
+# A migration's: the stack, the task definition, the task, and two looks at it (running,
+# then stopped, with the exit codes).
+MIGRATION_CALLS = [
+    "cloudformation:DescribeStacks",
+    "ecs:RegisterTaskDefinition",
+    "ecs:RunTask",
+    "ecs:DescribeTasks",
+    "ecs:DescribeTasks",
+]
+# A deploy's after any migration: `aws cloudformation deploy` (awscli's deployer).
+DEPLOY_CALLS = [
+    "cloudformation:DescribeStacks",
+    "cloudformation:GetTemplateSummary",
+    "cloudformation:CreateChangeSet",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:ExecuteChangeSet",
+    "cloudformation:DescribeStacks",
+]
+# make ecs-wait-stable's: the stack's cluster and service names, then the service.
+WAIT_STABLE_CALLS = ["cloudformation:DescribeStacks", "cloudformation:DescribeStacks", "ecs:DescribeServices"]
+
+
 class Refused(Exception):
     def __init__(self, code, message):
         super().__init__(message)
@@ -97,8 +121,7 @@ class StandIn:
         definition = next((d for d in self.task_definitions if d["taskDefinitionArn"] == body["taskDefinition"]), None)
         if definition is None:
             raise Refused("ClientException", f"TaskDefinition not found: {body['taskDefinition']}")
-        if body.get("cluster") not in [stack["outputs"]["ClusterName"] for stack in self.stacks.values()]:
-            raise Refused("ClusterNotFoundException", "Cluster not found.")
+        self._cluster(body)
         arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{body['cluster']}/{len(self.tasks) + 1:032x}"
         self.tasks[arn] = {"definition": definition, "describes": 0}
         self.runs.append(body)
@@ -121,9 +144,7 @@ class StandIn:
         return {"task": self._task(body["task"], "RUNNING")}
 
     def ecs_DescribeServices(self, body):
-        clusters = [stack["outputs"].get("ClusterName") for stack in self.stacks.values()]
-        if body.get("cluster") not in clusters:
-            raise Refused("ClusterNotFoundException", "Cluster not found.")
+        self._cluster(body)
         services = [
             {
                 "serviceName": name,
@@ -135,6 +156,12 @@ class StandIn:
             for name in body["services"]
         ]
         return {"services": services, "failures": []}
+
+    def _cluster(self, body):
+        """The call's cluster, which must be a deployed stack's, as ECS refuses any other."""
+        if body.get("cluster") not in [stack["outputs"].get("ClusterName") for stack in self.stacks.values()]:
+            raise Refused("ClusterNotFoundException", "Cluster not found.")
+        return body["cluster"]
 
     def _task(self, arn, status):
         definition = self.tasks[arn]["definition"]

@@ -14,7 +14,16 @@ import yaml
 
 from aws_stand_in import VENV_BIN
 from composed import ROOT
-from ecs_stand_in import EXAMPLE_DATABASE, EXAMPLE_NETWORK, STAND_IN_SETTINGS, ecs_stand_in
+from ecs_stand_in import (
+    DEPLOY_CALLS,
+    EXAMPLE_DATABASE,
+    EXAMPLE_NETWORK,
+    MIGRATION_CALLS,
+    PLAN_CALLS,
+    STAND_IN_SETTINGS,
+    WAIT_STABLE_CALLS,
+    ecs_stand_in,
+)
 from registry import RegistryClient, forget_local_images, read_env_file, registry_server
 
 WORKFLOW = ROOT / ".github/workflows/release.yml"
@@ -200,23 +209,7 @@ def test_the_release_jobs_commands_run_in_order_against_a_local_registry_and_the
                 assert release in tags and len(tags) == 2, tags
                 assert registry.manifest(f"flask-stack/{name}", release)[0] == digest
             # Migrated with the pushed web image, then deployed with both digests, then waited on.
-            assert stand_in.calls == [
-                "cloudformation:DescribeStacks",
-                "cloudformation:DescribeStacks",
-                "ecs:RegisterTaskDefinition",
-                "ecs:RunTask",
-                "ecs:DescribeTasks",
-                "ecs:DescribeTasks",
-                "cloudformation:DescribeStacks",
-                "cloudformation:GetTemplateSummary",
-                "cloudformation:CreateChangeSet",
-                "cloudformation:DescribeChangeSet",
-                "cloudformation:ExecuteChangeSet",
-                "cloudformation:DescribeStacks",
-                "cloudformation:DescribeStacks",
-                "cloudformation:DescribeStacks",
-                "ecs:DescribeServices",
-            ]
+            assert stand_in.calls == PLAN_CALLS + MIGRATION_CALLS + DEPLOY_CALLS + WAIT_STABLE_CALLS
             (definition,) = stand_in.task_definitions
             assert definition["containerDefinitions"][1]["image"] == pushed["PUSHED_WEB_IMAGE"]
             (deployed,) = stand_in.deployed_parameters()

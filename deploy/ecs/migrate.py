@@ -143,7 +143,8 @@ def check_architecture(parameters, platforms):
 def migration_definition(stack, environ, images):
     """The migration's task definition, rendered with the deployment's parameters, role, region
     and account."""
-    declared = cfn_template.load(render.TEMPLATE).get("Parameters", {})
+    template = cfn_template.load(render.TEMPLATE)
+    declared = template.get("Parameters", {})
     parameters = {
         key: value
         for key, value in deployment_parameters(stack, environ).items()
@@ -155,7 +156,7 @@ def migration_definition(stack, environ, images):
         "AWS_ACCOUNT_ID": stack["account"],
         "ECS_EXECUTION_ROLE_ARN": stack["outputs"]["ExecutionRoleArn"],
     }
-    task_definition, _ = render.render(cfn_template.load(render.TEMPLATE), images, rendering, given=parameters)
+    task_definition, _ = render.render(template, images, rendering, given=parameters)
     return render.migration_task_definition(task_definition)
 
 

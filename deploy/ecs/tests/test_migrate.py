@@ -12,32 +12,21 @@ import migrate
 import pytest
 from ecs_examples import DATABASE_PARAMETERS, IMAGES
 
-from ecs_stand_in import EXAMPLE_NETWORK, OUTPUTS, STAND_IN_SETTINGS, ecs_stand_in
+from ecs_stand_in import (
+    DEPLOY_CALLS,
+    EXAMPLE_NETWORK,
+    MIGRATION_CALLS,
+    OUTPUTS,
+    PLAN_CALLS,
+    STAND_IN_SETTINGS,
+    ecs_stand_in,
+)
 
 ECS_DIR = Path(__file__).resolve().parents[1]
 DEPLOY = ECS_DIR / "deploy.sh"
 STACK = "shop"
 NETWORK = EXAMPLE_NETWORK
 WITH_DATABASE = {**NETWORK, **DATABASE_PARAMETERS}
-# A deploy's calls after any migration: `aws cloudformation deploy` (awscli's deployer).
-DEPLOY_CALLS = [
-    "cloudformation:DescribeStacks",
-    "cloudformation:GetTemplateSummary",
-    "cloudformation:CreateChangeSet",
-    "cloudformation:DescribeChangeSet",
-    "cloudformation:ExecuteChangeSet",
-    "cloudformation:DescribeStacks",
-]
-# A migration's calls: the stack, the task definition, the task, and two looks at it
-# (running, then stopped, with the exit codes).
-MIGRATION_CALLS = [
-    "cloudformation:DescribeStacks",
-    "ecs:RegisterTaskDefinition",
-    "ecs:RunTask",
-    "ecs:DescribeTasks",
-    "ecs:DescribeTasks",
-]
-PLAN_CALLS = ["cloudformation:DescribeStacks"]
 
 
 @pytest.fixture
