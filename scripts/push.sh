@@ -10,6 +10,8 @@
 #   REGISTRY                 host[:port] to push to (required)
 #   IMAGE_REPOSITORY_PREFIX  repositories are PREFIX/web and PREFIX/nginx (flask-stack)
 #   RELEASE_TAG              a second tag for both images, e.g. a version
+#   PLATFORMS                the CPUs to build for, comma-separated (linux/amd64; with
+#                            linux/amd64,linux/arm64 each tag names a manifest list of both)
 #   REGISTRY_LOGIN           auto (ECR login when REGISTRY is an ECR host), ecr, or none
 #                            (you ran `docker login` yourself)
 #   AWS_REGION               the ECR region when it is not in REGISTRY's name
@@ -33,6 +35,15 @@ prefix=${IMAGE_REPOSITORY_PREFIX:-flask-stack}
 [[ $prefix =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] ||
   fail "IMAGE_REPOSITORY_PREFIX '$prefix' is not a repository path (lower case, e.g. flask-stack or team/flask-stack)"
 release_tag=${RELEASE_TAG:-}
+# amd64 alone by default: what ECS's X86_64 and most CI runners run, and a second CPU is
+# built under emulation, many times slower (docs/deploy.md, "Images for both CPUs").
+platforms=${PLATFORMS:-linux/amd64}
+IFS=, read -r -a platform_list <<<"$platforms"
+[ "${#platform_list[@]}" -gt 0 ] || fail "PLATFORMS is empty"
+for platform in "${platform_list[@]}"; do
+  [[ $platform =~ ^linux/(amd64|arm64)$ ]] || fail "PLATFORMS: '$platform' is not linux/amd64 or linux/arm64, the CPUs ECS and this stack support"
+done
+[ "$(printf '%s\n' "${platform_list[@]}" | sort -u | wc -l)" -eq "${#platform_list[@]}" ] || fail "PLATFORMS names a platform twice: $platforms"
 images_file=${PUSHED_IMAGES_FILE:-deploy/pushed-images.env}
 compose=${COMPOSE:-docker compose}
 
@@ -72,30 +83,68 @@ esac
 
 web_repository=$registry/$prefix/web
 nginx_repository=$registry/$prefix/nginx
-echo "push: building $web_repository:$tag and $nginx_repository:$tag"
-WEB_IMAGE=$web_repository NGINX_IMAGE_NAME=$nginx_repository IMAGE_TAG=$tag APP_VERSION=$tag \
-  $compose -f compose.yaml build
-
 tags=("$tag")
 if [ -n "$release_tag" ]; then tags+=("$release_tag"); fi
 
-# Pushes every tag of one repository and prints the digest the registry stored.
-push_repository() {
-  local repository=$1 each digest
-  for each in "${tags[@]}"; do
-    if [ "$each" != "$tag" ]; then docker tag "$repository:$tag" "$repository:$each"; fi
-    docker push --quiet "$repository:$each" >&2
-  done
+# Builds both images for one platform under one tag. Compose's build follows
+# DOCKER_DEFAULT_PLATFORM; another CPU's build runs under QEMU (install-qemu.sh).
+build_images() {
+  local platform=$1 image_tag=$2
+  echo "push: building $web_repository:$image_tag and $nginx_repository:$image_tag for $platform"
+  DOCKER_DEFAULT_PLATFORM=$platform WEB_IMAGE=$web_repository NGINX_IMAGE_NAME=$nginx_repository \
+    IMAGE_TAG=$image_tag APP_VERSION=$tag $compose -f compose.yaml build
+  local built
+  built=$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$web_repository:$image_tag" "$nginx_repository:$image_tag" | sort -u)
+  [ "$built" = "$platform" ] || fail "asked for $platform, the engine built $(echo "$built" | paste -sd, -)"
+}
+
+# Pushes one tag and prints the digest the registry stored for it.
+push_tag() {
+  local repository=$1 each=$2 digest
+  docker push --quiet "$repository:$each" >&2
   # After a push, Docker records the registry's digest for the image (RepoDigests).
-  digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$repository:$tag" |
-    grep -m1 -F "$repository@sha256:") || fail "no digest recorded for $repository:$tag after the push"
+  digest=$(docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$repository:$each" |
+    grep -m1 -F "$repository@sha256:") || fail "no digest recorded for $repository:$each after the push"
   printf '%s\n' "$digest"
 }
-web_digest=$(push_repository "$web_repository")
-nginx_digest=$(push_repository "$nginx_repository")
-# The CPU the images were built for: make ecs-deploy refuses a task CPU they cannot run on.
-platforms=$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$web_repository:$tag" "$nginx_repository:$tag" | sort -u)
-[ "$(wc -l <<<"$platforms")" -eq 1 ] || fail "web and nginx were built for different platforms: $platforms"
+
+if [ "${#platform_list[@]}" -eq 1 ]; then
+  # One CPU: each tag names the image itself.
+  build_images "${platform_list[0]}" "$tag"
+  for repository in "$web_repository" "$nginx_repository"; do
+    for each in "${tags[@]}"; do
+      if [ "$each" != "$tag" ]; then docker tag "$repository:$tag" "$repository:$each"; fi
+      digest=$(push_tag "$repository" "$each")
+    done
+    if [ "$repository" = "$web_repository" ]; then web_digest=$digest; else nginx_digest=$digest; fi
+  done
+else
+  # Several: each CPU's image is pushed under TAG-<cpu> (an image store without containerd
+  # holds one platform per name), then one manifest list per tag names them by digest.
+  # buildx's imagetools writes the list in the registry, copying no layer.
+  declare -A sources=()
+  for platform in "${platform_list[@]}"; do
+    build_images "$platform" "$tag-${platform#linux/}"
+    for repository in "$web_repository" "$nginx_repository"; do
+      sources[$repository]+=" $(push_tag "$repository" "$tag-${platform#linux/}")"
+    done
+  done
+  for repository in "$web_repository" "$nginx_repository"; do
+    tag_options=()
+    for each in "${tags[@]}"; do tag_options+=(--tag "$repository:$each"); done
+    # shellcheck disable=SC2086 # the sources are digest references, one word each
+    docker buildx imagetools create "${tag_options[@]}" ${sources[$repository]} >&2 \
+      || fail "could not write the manifest list $repository:$tag"
+    # The json form: buildx 0.13 prints its whole report for a plain field.
+    digest=$(docker buildx imagetools inspect --format '{{json .Manifest.Digest}}' "$repository:$tag") \
+      || fail "could not read the manifest list $repository:$tag back"
+    digest=${digest//\"/}
+    [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || fail "the registry answered '$digest' for $repository:$tag's digest"
+    if [ "$repository" = "$web_repository" ]; then web_digest=$repository@$digest; else nginx_digest=$repository@$digest; fi
+  done
+fi
+# The CPUs the images run on: make ecs-deploy refuses a task CPU they cannot run on.
+platforms=$(printf '%s\n' "${platform_list[@]}" | sort | paste -sd, -)
 
 mkdir -p "$(dirname "$images_file")"
 {

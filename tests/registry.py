@@ -120,11 +120,12 @@ def read_env_file(path):
 
 
 def forget_local_images(registry):
-    """Remove every local image named after this registry (host:port/...), by tag or
-    digest, so what runs next must be pulled from it."""
+    """Remove every local name (tag or digest) under this registry (host:port/...), so what
+    runs next must be pulled from it. Names only: an image that also has other names (a base
+    image pushed there, a build also tagged locally) keeps them and stays."""
     client = docker.from_env()
     for image in client.images.list():
-        names = image.tags + image.attrs.get("RepoDigests", [])
-        if any(name.startswith(f"{registry}/") for name in names):
-            with contextlib.suppress(docker.errors.NotFound):
-                client.images.remove(image.id, force=True)
+        for name in image.tags + image.attrs.get("RepoDigests", []):
+            if name.startswith(f"{registry}/"):
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.images.remove(name, force=True)

@@ -172,6 +172,8 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
         ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "latest"}, "RELEASE_TAG=latest pins nothing"),
         ({"REGISTRY": "127.0.0.1:1", "RELEASE_TAG": "no spaces"}, "is not a valid image tag"),
         ({"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "maybe"}, "REGISTRY_LOGIN must be auto, ecr or none"),
+        ({"REGISTRY": "127.0.0.1:1", "PLATFORMS": "linux/s390x"}, "is not linux/amd64 or linux/arm64"),
+        ({"REGISTRY": "127.0.0.1:1", "PLATFORMS": "linux/arm64,linux/arm64"}, "names a platform twice"),
         (
             {"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "ecr", "AWS_REGION": "", "AWS_DEFAULT_REGION": ""},
             "needs AWS_REGION",

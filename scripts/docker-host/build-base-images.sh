@@ -7,6 +7,13 @@
 # Dockerfile's ARG names (PYTHON_IMAGE, NGINX_IMAGE, PROMETHEUS_IMAGE, NGINX_EXPORTER_IMAGE,
 # and POSTGRES_IMAGE: services/db/Dockerfile, the base of the db and pgbouncer images),
 # unless that variable is set.
+#
+# BASE_PLATFORM=linux/arm64 (another CPU than the engine's, emulated: install-qemu.sh)
+# builds stand-ins of the two images make push builds on (python, nginx) for that CPU,
+# named stand-in/linux-arm64/<tag>: an image store without containerd holds one platform
+# per name, and the engine's own must keep theirs. Nothing is pulled for it: where a
+# registry answers, buildx takes each platform from the real tag's manifest list instead.
+# publish-base-images.sh joins both CPUs' under one name in a registry.
 set -o errexit -o pipefail -o nounset
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,7 +26,16 @@ nginx_exporter_tag=${NGINX_EXPORTER_IMAGE:-$(base_tag nginx-exporter NGINX_EXPOR
 postgres_tag=${POSTGRES_IMAGE:-$(base_tag db POSTGRES_IMAGE)}
 # forky carries the Python, nginx and Postgres majors the official tags ship; trixie's are older.
 suite=forky
-rootfs_tag="stand-in/debian-minbase:$suite"
+native_platform=$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}' 2>/dev/null || true)
+platform=${BASE_PLATFORM:-$native_platform}
+arch=${platform#*/}
+foreign=0
+[ "$platform" = "$native_platform" ] || foreign=1
+if [ "$foreign" = 1 ]; then
+  rootfs_tag="stand-in/debian-minbase:$suite-$arch"
+else
+  rootfs_tag="stand-in/debian-minbase:$suite"
+fi
 
 log() { printf 'base-images: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -43,9 +59,10 @@ build_rootfs_image() {
   }
   local rootfs
   rootfs=$(mktemp -d /tmp/stand-in-rootfs.XXXXXX)
-  log "debootstrapping a minimal Debian $suite (about 30 s)"
+  log "debootstrapping a minimal Debian $suite for $platform (about 30 s; minutes emulated)"
   # The host's debootstrap has no script named forky; sid's script fits any testing suite.
-  debootstrap --variant=minbase --include=passwd,ca-certificates "$suite" "$rootfs" "$(debian_mirror)" \
+  # For another CPU, its second stage runs under the emulator that install-qemu.sh registered.
+  debootstrap --arch="$arch" --variant=minbase --include=passwd,ca-certificates "$suite" "$rootfs" "$(debian_mirror)" \
     /usr/share/debootstrap/scripts/sid >/tmp/stand-in-debootstrap.log 2>&1 \
     || { rm -rf "$rootfs"; die "debootstrap failed; see /tmp/stand-in-debootstrap.log"; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
@@ -55,7 +72,7 @@ build_rootfs_image() {
   # A copy outside /etc/ssl/certs survives update-ca-certificates; the stand-ins restore it.
   cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
   cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/host-ca-bundle.crt"
-  tar -C "$rootfs" -c . | docker import \
+  tar -C "$rootfs" -c . | docker import --platform "$platform" \
     --change 'CMD ["bash"]' \
     --change 'LABEL org.opencontainers.image.description="local stand-in built from Debian packages"' \
     - "$rootfs_tag" >/dev/null
@@ -68,7 +85,7 @@ stand_in_source() { cat "$stand_ins"/* | sha256sum | cut -c1-16; }
 build_stand_in() {
   local tag=$1 dockerfile=$2
   log "building a stand-in for $tag from Debian $suite packages"
-  docker build --quiet \
+  docker build --quiet --platform "$platform" \
     --build-arg ROOTFS_IMAGE="$rootfs_tag" \
     --label org.opencontainers.image.description="local stand-in for $tag built from Debian packages" \
     --label flask-stack.stand-in-source="$(stand_in_source)" \
@@ -102,6 +119,24 @@ ensure() {
 }
 
 docker info >/dev/null 2>&1 || die "Docker engine not reachable: run scripts/docker-host/install-engine.sh first"
+if [ "$foreign" = 1 ]; then
+  case "$arch" in
+    arm64) emulator=qemu-aarch64 ;;
+    amd64) emulator=qemu-x86_64 ;;
+    *) die "BASE_PLATFORM $platform: only linux/amd64 and linux/arm64 are published" ;;
+  esac
+  grep -qs '^enabled' "/proc/sys/fs/binfmt_misc/$emulator" \
+    || die "no emulator registered for $platform: run scripts/docker-host/install-qemu.sh first"
+  # Names of their own, never pulled (see the head of this file); rebuilt from newer files.
+  for each in "$python_tag python.Dockerfile" "$nginx_tag nginx.Dockerfile"; do
+    read -r tag dockerfile <<<"$each"
+    tag="stand-in/${platform/\//-}/$tag"
+    have_image "$tag" && [ "$(label "$tag" flask-stack.stand-in-source)" = "$(stand_in_source)" ] && continue
+    build_rootfs_image
+    build_stand_in "$tag" "$dockerfile"
+  done
+  exit 0
+fi
 ensure "$python_tag" python.Dockerfile
 ensure "$nginx_tag" nginx.Dockerfile
 ensure "$prometheus_tag" prometheus.Dockerfile
