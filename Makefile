@@ -154,6 +154,7 @@ test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker co
 # many times slower than the engine's own, so this is not part of make test.
 test-arm64: $(VENV)/.installed ## make push for amd64 and arm64 to a local registry, then the arm64 stack's smoke checks under emulation (about 18 min on a bare machine, 2 once built)
 	scripts/docker-host/install-qemu.sh
+	scripts/install-sbom-tools.sh
 	BASE_PLATFORM=linux/arm64 scripts/docker-host/build-base-images.sh
 	$(PYTHON) -m pytest -m arm64 tests
 

@@ -16,6 +16,8 @@
 #                            (you ran `docker login` yourself)
 #   AWS_REGION               the ECR region when it is not in REGISTRY's name
 #   ALLOW_DIRTY=1            push uncommitted changes under COMMIT-dirty-TIME
+#   SBOM                     on: a CycloneDX SBOM of each image pushed (cdxgen), attached to
+#                            it in the registry (oras) and listed in the digests file; off
 #   PUSHED_IMAGES_FILE       where to write the digests (deploy/pushed-images.env)
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/.."
@@ -46,6 +48,20 @@ done
 [ "$(printf '%s\n' "${platform_list[@]}" | sort -u | wc -l)" -eq "${#platform_list[@]}" ] || fail "PLATFORMS names a platform twice: $platforms"
 images_file=${PUSHED_IMAGES_FILE:-deploy/pushed-images.env}
 compose=${COMPOSE:-docker compose}
+sbom=${SBOM:-on}
+case "$sbom" in
+  on)
+    { [ -x tools/sbom/node_modules/.bin/cdxgen ] && command -v oras >/dev/null; } ||
+      fail "SBOM=on needs cdxgen and oras: run scripts/install-sbom-tools.sh (or push with SBOM=off)"
+    ;;
+  off) ;;
+  *) fail "SBOM must be on or off, got '$sbom'" ;;
+esac
+# Beside the digests file, named after it: the SBOMs of the images it names (CI keeps both).
+sbom_dir=${images_file%.env}-sboms
+oras_options=()
+# Docker's engine speaks plain HTTP to a registry on the loopback by default; oras must be told.
+if [[ $registry =~ ^(127\.[0-9.]+|localhost)(:[0-9]+)?$ ]]; then oras_options+=(--plain-http); fi
 
 # The commit names the images. Only what goes into them (services/) must be committed:
 # an ECR tag is immutable, so a tag must never stand for two different builds.
@@ -108,6 +124,28 @@ push_tag() {
   printf '%s\n' "$digest"
 }
 
+# Describes one pushed image (a digest reference, one CPU's) in a CycloneDX SBOM, attaches
+# the SBOM to it in the registry as an OCI referrer (subject: that digest; the registry's
+# referrers API, or the tag scheme OCI 1.1 defines where it has none), and records
+# "<platform>=<the SBOM artifact's reference>" for the digests file.
+declare -A sboms=()
+attach_sbom() {
+  local reference=$1 platform=$2 repository=${1%@*} name file artifact
+  name=${repository##*/}
+  file=$name-${platform#linux/}.cdx.json
+  [ "$sbom" = on ] || return 0
+  echo "push: describing $reference in $sbom_dir/$file (cdxgen)"
+  scripts/sbom.sh "$reference" "$prefix/$name" "$sbom_dir/$file"
+  # From the SBOM's folder: oras refuses a path that leaves the current one.
+  artifact=$(cd "$sbom_dir" && oras attach --no-tty "${oras_options[@]}" --format go-template='{{.digest}}' \
+    --artifact-type application/vnd.cyclonedx+json "$reference" "$file:application/vnd.cyclonedx+json") ||
+    fail "could not attach $file to $reference"
+  [[ $artifact =~ ^sha256:[0-9a-f]{64}$ ]] || fail "oras answered '$artifact' for the SBOM of $reference"
+  sboms[$repository]+="${sboms[$repository]:+,}$platform=$repository@$artifact"
+}
+
+# Only this push's: an earlier push's files would describe other images.
+rm -f "$sbom_dir"/*.cdx.json
 if [ "${#platform_list[@]}" -eq 1 ]; then
   # One CPU: each tag names the image itself.
   build_images "${platform_list[0]}" "$tag"
@@ -116,6 +154,7 @@ if [ "${#platform_list[@]}" -eq 1 ]; then
       if [ "$each" != "$tag" ]; then docker tag "$repository:$tag" "$repository:$each"; fi
       digest=$(push_tag "$repository" "$each")
     done
+    attach_sbom "$digest" "${platform_list[0]}"
     if [ "$repository" = "$web_repository" ]; then web_digest=$digest; else nginx_digest=$digest; fi
   done
 else
@@ -126,7 +165,9 @@ else
   for platform in "${platform_list[@]}"; do
     build_images "$platform" "$tag-${platform#linux/}"
     for repository in "$web_repository" "$nginx_repository"; do
-      sources[$repository]+=" $(push_tag "$repository" "$tag-${platform#linux/}")"
+      digest=$(push_tag "$repository" "$tag-${platform#linux/}")
+      attach_sbom "$digest" "$platform"
+      sources[$repository]+=" $digest"
     done
   done
   for repository in "$web_repository" "$nginx_repository"; do
@@ -158,6 +199,11 @@ mkdir -p "$(dirname "$images_file")"
   echo "PUSHED_PLATFORMS=$platforms"
   echo "PUSHED_WEB_IMAGE=$web_digest"
   echo "PUSHED_NGINX_IMAGE=$nginx_digest"
+  if [ "$sbom" = on ]; then
+    echo "# Each image's CycloneDX SBOM, per CPU, attached to that CPU's image (files in $sbom_dir)."
+    echo "PUSHED_WEB_SBOMS=${sboms[$web_repository]}"
+    echo "PUSHED_NGINX_SBOMS=${sboms[$nginx_repository]}"
+  fi
 } >"$images_file.tmp"
 mv "$images_file.tmp" "$images_file"
 echo "push: pushed tags ${tags[*]}; digests written to $images_file:"

@@ -2,6 +2,7 @@
 distribution server), with htpasswd authentication, its storage in a temporary folder."""
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -107,6 +108,63 @@ class RegistryClient:
     def has_blob(self, repository, digest):
         answer = requests.head(f"{self.base}/{repository}/blobs/{digest}", auth=self.auth, timeout=10)
         return answer.status_code == 200
+
+    def blob(self, repository, digest):
+        answer = requests.get(f"{self.base}/{repository}/blobs/{digest}", auth=self.auth, timeout=30)
+        answer.raise_for_status()
+        return answer.content
+
+    def referrers(self, repository, digest):
+        """The descriptors of the artifacts whose subject is `digest`: from the referrers API
+        (OCI distribution 1.1), or, where the registry has none (Debian's 2.8 answers 404),
+        from the index the 1.1 spec's fallback tags `sha256-<hex>`."""
+        answer = requests.get(f"{self.base}/{repository}/referrers/{digest}", auth=self.auth, timeout=10)
+        if answer.status_code == 200:
+            return answer.json()["manifests"]
+        assert answer.status_code == 404, answer.status_code
+        try:
+            return self.manifest(repository, digest.replace(":", "-"))[1]["manifests"]
+        except requests.HTTPError as error:
+            if error.response.status_code == 404:
+                return []
+            raise
+
+    def sbom(self, repository, digest):
+        """The CycloneDX SBOM attached to `digest` (one, or the test fails), as JSON."""
+        found = [d for d in self.referrers(repository, digest) if d.get("artifactType") == SBOM_TYPE]
+        assert len(found) == 1, f"{repository}@{digest}: {len(found)} SBOM referrers"
+        reference, artifact = self.manifest(repository, found[0]["digest"])
+        assert artifact["subject"]["digest"] == digest and artifact["artifactType"] == SBOM_TYPE, artifact
+        (layer,) = artifact["layers"]
+        assert layer["mediaType"] == SBOM_TYPE, layer
+        return reference, json.loads(self.blob(repository, layer["digest"]))
+
+
+SBOM_TYPE = "application/vnd.cyclonedx+json"
+# What each image's SBOM must list, at least: its OS's packages and the server it runs.
+SBOM_PACKAGES = {
+    "web": ("pkg:deb/debian/", "pkg:pypi/gunicorn@", "pkg:pypi/flask@"),
+    "nginx": ("pkg:deb/debian/nginx@",),
+}
+
+
+def image_tags(tags):
+    """A repository's tags less the referrers fallback's (`sha256-<hex>`, where a registry
+    without the OCI 1.1 referrers API keeps the list of an image's SBOMs)."""
+    return {tag for tag in tags if not (tag.startswith("sha256-") and len(tag) == 71)}
+
+
+def check_sbom_describes(registry, repository, digest, sbom, platform, packages):
+    """The SBOM is of the image `digest` names: its config (the image's id), its CPU, and
+    the `packages` (purl prefixes) it must list."""
+    _, manifest = registry.manifest(repository, digest)
+    properties = {p["name"]: p["value"] for p in sbom["metadata"]["properties"]}
+    assert sbom["bomFormat"] == "CycloneDX", sbom["bomFormat"]
+    assert properties["oci:image:Id"] == manifest["config"]["digest"], (properties, manifest["config"])
+    assert properties["oci:image:Architecture"] == platform.partition("/")[2], properties
+    purls = [component.get("purl", "") for component in sbom["components"]]
+    for prefix in packages:
+        assert any(purl.startswith(prefix) for purl in purls), f"{repository}@{digest}: no {prefix} in its SBOM"
 
 
 def read_env_file(path):

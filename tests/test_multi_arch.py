@@ -13,7 +13,15 @@ import pytest
 import requests
 
 from composed import ROOT, Stack
-from registry import RegistryClient, forget_local_images, read_env_file, registry_server
+from registry import (
+    SBOM_PACKAGES,
+    RegistryClient,
+    check_sbom_describes,
+    forget_local_images,
+    image_tags,
+    read_env_file,
+    registry_server,
+)
 
 pytestmark = pytest.mark.arm64
 
@@ -101,7 +109,7 @@ def test_make_push_for_both_cpus_writes_one_manifest_list_per_image_and_the_arm6
                 reference = written[f"PUSHED_{name.upper()}_IMAGE"]
                 assert reference.startswith(f"{host}/{repository}@sha256:"), reference
                 digest = reference.partition("@")[2]
-                tags = registry.tags(repository)
+                tags = image_tags(registry.tags(repository))
                 (commit_tag,) = {
                     tag
                     for tag in tags
@@ -124,6 +132,12 @@ def test_make_push_for_both_cpus_writes_one_manifest_list_per_image_and_the_arm6
                     config = config_of(registry, repository, manifest)
                     assert f"{config['os']}/{config['architecture']}" == platform, (name, platform, config)
                     assert all(registry.has_blob(repository, layer["digest"]) for layer in manifest["layers"])
+                    # Each CPU's image carries the SBOM of its own packages.
+                    sbom_reference, sbom = registry.sbom(repository, child)
+                    check_sbom_describes(registry, repository, child, sbom, platform, SBOM_PACKAGES[name])
+                    assert f"{platform}={host}/{repository}@{sbom_reference}" in written[
+                        f"PUSHED_{name.upper()}_SBOMS"
+                    ].split(","), written
 
             # The arm64 images, pulled by the list's digest, run the stack as make up-pushed does.
             forget_local_images(host)

@@ -13,7 +13,15 @@ import pytest
 
 from aws_stand_in import VENV_BIN, aws_api_stand_in
 from composed import ROOT, Stack
-from registry import RegistryClient, forget_local_images, read_env_file, registry_server
+from registry import (
+    SBOM_PACKAGES,
+    RegistryClient,
+    check_sbom_describes,
+    forget_local_images,
+    image_tags,
+    read_env_file,
+    registry_server,
+)
 
 
 def docker_login(host, user, password, docker_config):
@@ -83,7 +91,7 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
             assert repository_ref == f"{host}/flask-stack/{name}", reference
             repository = f"flask-stack/{name}"
             # Tagged with the commit (marked dirty or not) and the release, and nothing else: never latest.
-            tags = registry.tags(repository)
+            tags = image_tags(registry.tags(repository))
             assert release in tags and "latest" not in tags and len(tags) == 2, tags
             (commit_tag,) = tags - {release}
             assert commit_tag.startswith(written["PUSHED_COMMIT"]), (commit_tag, written)
@@ -94,6 +102,12 @@ def test_make_push_pins_both_images_by_digest_and_the_pulled_images_run_the_stac
             _, manifest = registry.manifest(repository, digest)
             blobs = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
             assert all(registry.has_blob(repository, blob) for blob in blobs), name
+            # Its SBOM is attached to that digest, describes that image, and is in the digests file.
+            sbom_reference, sbom = registry.sbom(repository, digest)
+            check_sbom_describes(registry, repository, digest, sbom, f"linux/{architecture}", SBOM_PACKAGES[name])
+            assert written[f"PUSHED_{name.upper()}_SBOMS"] == f"linux/{architecture}={repository_ref}@{sbom_reference}"
+            kept = images_file.parent / "pushed-images-sboms" / f"{name}-{architecture}.cdx.json"
+            assert json.loads(kept.read_text()) == sbom, kept
 
         forget_local_images(host)
         client = docker.from_env()
@@ -158,7 +172,7 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
             written = read_env_file(tmp_path / "pushed-images.env")
             digest = written["PUSHED_WEB_IMAGE"].partition("@")[2]
             registry = RegistryClient(host, "AWS", password)
-            (tag,) = registry.tags("flask-stack/web")
+            (tag,) = image_tags(registry.tags("flask-stack/web"))
             assert registry.manifest("flask-stack/web", tag)[0] == digest
 
 

@@ -4,6 +4,7 @@ release job's commands run here, in the file's order, against a real registry se
 AWS). Its actions are pinned by commit, and its linters refuse the shapes they must."""
 
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -24,10 +25,20 @@ from ecs_stand_in import (
     WAIT_STABLE_CALLS,
     ecs_stand_in,
 )
-from registry import RegistryClient, forget_local_images, read_env_file, registry_server
+from registry import (
+    SBOM_PACKAGES,
+    RegistryClient,
+    check_sbom_describes,
+    forget_local_images,
+    image_tags,
+    read_env_file,
+    registry_server,
+)
 
 WORKFLOW = ROOT / ".github/workflows/release.yml"
 LINT_BIN = ROOT / ".venv-lint/bin"
+# The engine's CPU, as Docker names it.
+ARCHITECTURE = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
 # What a step's `uses:` must look like: an action pinned by a full commit, its version named.
 PINNED_USES = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
 
@@ -62,12 +73,16 @@ def test_the_jobs_call_make_targets_that_exist():
     assert commands == [
         "make lint",
         "make test",
+        "scripts/docker-host/install-qemu.sh && scripts/install-sbom-tools.sh",
         "make push",
         "make ecs-validate",
         "make ecs-deploy",
         "make ecs-wait-stable",
     ]
-    assert {command.split()[1] for command in commands} <= targets
+    assert {command.split()[1] for command in commands if command.startswith("make ")} <= targets
+    # The rest set the runner up with the scripts a person runs on a machine of their own.
+    scripts = [word for command in commands if not command.startswith("make ") for word in command.split("&&")]
+    assert all((ROOT / script.strip()).is_file() for script in scripts), scripts
     # The release waits for the tests, and only it may ask for an OIDC token.
     assert jobs["release"]["needs"] == "test"
     assert workflow()["permissions"] == {} and "id-token" not in jobs["test"]["permissions"]
@@ -115,15 +130,24 @@ def test_the_workflow_linter_refuses_a_broken_copy(tmp_path, original, broken, a
 
 @pytest.fixture
 def pushed_images_file():
-    """deploy/pushed-images.env, where the workflow's push writes and its artifact is read:
-    put back as it was (or removed) when the test ends."""
+    """deploy/pushed-images.env (and its SBOMs' folder), where the workflow's push writes and
+    its artifact is read: put back as they were (or removed) when the test ends."""
     path = ROOT / "deploy/pushed-images.env"
+    sboms = ROOT / "deploy/pushed-images-sboms"
     before = path.read_bytes() if path.exists() else None
+    sboms_before = {file: file.read_bytes() for file in sboms.glob("*")} if sboms.is_dir() else None
     yield path
     if before is None:
         path.unlink(missing_ok=True)
     else:
         path.write_bytes(before)
+    if sboms_before is None:
+        shutil.rmtree(sboms, ignore_errors=True)
+    else:
+        for file in sboms.glob("*"):
+            file.unlink()
+        for file, content in sboms_before.items():
+            file.write_bytes(content)
 
 
 def test_the_release_jobs_commands_run_in_order_against_a_local_registry_and_the_aws_stand_in(
@@ -171,7 +195,11 @@ def test_the_release_jobs_commands_run_in_order_against_a_local_registry_and_the
                 "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
                 # This checkout may hold uncommitted work; CI's fresh clone does not.
                 "ALLOW_DIRTY": "1",
+                # The workflow pushes both CPUs; here only this machine's, as the other is built
+                # under emulation for many minutes. make test-arm64 pushes both the same way.
+                "PLATFORMS": f"linux/{ARCHITECTURE}",
             }
+            assert env["PLATFORMS"] != evaluate(job["env"]["PLATFORMS"], values), "the workflow's own"
             ran = []
             for step in job["steps"]:
                 action = step.get("uses", "").split("@")[0]
@@ -182,9 +210,13 @@ def test_the_release_jobs_commands_run_in_order_against_a_local_registry_and_the
                     assert evaluate(step["with"]["aws-region"], values) == env["AWS_REGION"]
                     continue
                 if action == "actions/upload-artifact":
-                    # The release's record exists where the artifact is read, holding the digests.
-                    recorded = read_env_file(ROOT / step["with"]["path"])
+                    # The release's record exists where the artifact is read: the digests, and
+                    # the SBOM of each image they name.
+                    env_file, sbom_folder = step["with"]["path"].split()
+                    recorded = read_env_file(ROOT / env_file)
                     assert recorded["PUSHED_WEB_IMAGE"].startswith(f"{host}/flask-stack/web@sha256:")
+                    kept = sorted(file.name for file in (ROOT / sbom_folder).iterdir())
+                    assert kept == [f"nginx-{ARCHITECTURE}.cdx.json", f"web-{ARCHITECTURE}.cdx.json"], kept
                     ran.append("artifact")
                     continue
                 assert "uses" not in step, f"a step the test does not know: {step}"
@@ -199,15 +231,26 @@ def test_the_release_jobs_commands_run_in_order_against_a_local_registry_and_the
                 )
                 assert result.returncode == 0, f"{step['run']}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
                 ran.append(step["run"])
-            assert ran == ["make push", "artifact", "make ecs-validate", "make ecs-deploy", "make ecs-wait-stable"]
+            assert ran == [
+                "scripts/docker-host/install-qemu.sh && scripts/install-sbom-tools.sh",
+                "make push",
+                "artifact",
+                "make ecs-validate",
+                "make ecs-deploy",
+                "make ecs-wait-stable",
+            ]
 
             pushed = read_env_file(pushed_images_file)
             registry = RegistryClient(host, "pusher", password)
             for name in ("web", "nginx"):
                 digest = pushed[f"PUSHED_{name.upper()}_IMAGE"].partition("@")[2]
-                tags = registry.tags(f"flask-stack/{name}")
+                tags = image_tags(registry.tags(f"flask-stack/{name}"))
                 assert release in tags and len(tags) == 2, tags
                 assert registry.manifest(f"flask-stack/{name}", release)[0] == digest
+                _, sbom = registry.sbom(f"flask-stack/{name}", digest)
+                check_sbom_describes(
+                    registry, f"flask-stack/{name}", digest, sbom, f"linux/{ARCHITECTURE}", SBOM_PACKAGES[name]
+                )
             # Migrated with the pushed web image, then deployed with both digests, then waited on.
             assert stand_in.calls == PLAN_CALLS + MIGRATION_CALLS + DEPLOY_CALLS + WAIT_STABLE_CALLS
             (definition,) = stand_in.task_definitions
