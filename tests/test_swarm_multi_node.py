@@ -4,11 +4,14 @@ the make targets a user runs, under a bounded client loop that reports `F failed
 The scenarios build on each other and run in this file's order, on one swarm."""
 
 import os
+import secrets
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from database import WriteLoop
 
 from composed import ROOT, wait_for
 from load import LoadLoop, one_request, record
@@ -19,6 +22,9 @@ pytestmark = pytest.mark.swarm
 
 STACK = "flask-stack"
 WEB_SERVICE = f"{STACK}_web"
+# The node the database is pinned to (by its label): a worker, and not the one a later
+# scenario stops.
+DB_NODE = 1
 
 
 class Deployment:
@@ -37,6 +43,10 @@ class Deployment:
             "NGINX_LIMITS": "off",
             # The load and the checks use /api/whoami, a probe (off by default on a swarm).
             "APP_PROBES": "on",
+            # make swarm-deploy's password (make db-password writes it) and the database's
+            # digests (make swarm-push-db), the test's own.
+            "DB_PASSWORD_FILE": str(folder / "secrets" / "db_password"),
+            "SWARM_DB_IMAGES_FILE": str(folder / "db-images.env"),
         }
         self.base_url = f"http://{cluster.node_ips[0]}:8080"
 
@@ -103,6 +113,81 @@ class Deployment:
     def versions_answering(self, count=30):
         return {one_request(self.base_url, "/api/whoami", timeout_s=10).body.get("version") for _ in range(count)}
 
+    def sql(self, statement, **values):
+        """Rows of `statement`, run with psql in the db task's container on its node, over its
+        socket as the database's owner. Each of `values` is a psql variable (:'name')."""
+        containers = self.cluster.node_docker(
+            DB_NODE, "ps", "--quiet", "--filter", f"label=com.docker.swarm.service.name={STACK}_db"
+        ).stdout.split()
+        assert len(containers) == 1, f"db containers running on node{DB_NODE + 1}: {containers}"
+        variables = [f"--set={name}={value}" for name, value in values.items()]
+        result = subprocess.run(
+            ["docker", "exec", "-i", self.cluster.node_name(DB_NODE), "docker", "exec", "-i", containers[0],
+             "psql", "--username=app", "--dbname=app", "--no-align", "--tuples-only", "--field-separator=|",
+             "--set=ON_ERROR_STOP=1", *variables, "--file=-"],
+            input=statement, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"psql: {result.stdout}{result.stderr}")
+        return [line.split("|") for line in result.stdout.splitlines() if line]
+
+    def stored(self, prefix):
+        """{id: rows} of the writes whose ids start with `prefix`."""
+        rows = self.sql(
+            "SELECT id, count(*) FROM stack_probe_writes WHERE starts_with(id, :'prefix') GROUP BY id", prefix=prefix
+        )
+        return {write_id: int(count) for write_id, count in rows}
+
+    def has_column(self, column):
+        return self.sql(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'stack_probe_writes' AND column_name = :'column'",
+            column=column,
+        ) == [["1"]]
+
+    def db_task(self):
+        return self.host_docker(
+            "service", "ps", f"{STACK}_db", "--filter", "desired-state=running", "--format", "{{.ID}}", manager=True
+        ).stdout.split()
+
+    def migration_job_left(self):
+        return self.host_docker(
+            "service", "ls", "--quiet", "--filter", f"name={STACK}_migrate", manager=True
+        ).stdout.strip()
+
+
+def with_migration(base, version, revision, down_revision, statements):
+    """A web image's Dockerfile: `base` plus one Alembic revision whose upgrade runs
+    `statements` (Python, with `op` and `sa`), answering as `version`."""
+    body = "\n    ".join(statements)
+    migration = f'''"""The swarm test's migration {revision}."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = "{down_revision}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    {body}
+
+
+def downgrade():
+    pass
+'''
+    return (
+        f"FROM {base}\n"
+        f"COPY <<'MIGRATION' /srv/web/migrations/versions/{revision}_swarm_test.py\n{migration}MIGRATION\n"
+        f"ENV APP_VERSION={version}\n"
+    )
+
+
+def add_column(name):
+    return f'op.add_column("stack_probe_writes", sa.Column("{name}", sa.Text(), nullable=True))'
+
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
@@ -114,7 +199,9 @@ def deployment(tmp_path_factory):
             "login", cluster.registry, "--username", cluster.user, "--password-stdin", stdin=cluster.password
         )
         pushed = subprocess.run(
-            ["make", "push", f"REGISTRY={cluster.registry}", "ALLOW_DIRTY=1"],
+            # SBOM=off: the SBOMs are test_registry_push.py's; here the swarm's registry, whose
+            # TLS root only the nodes' engines trust, would need it handed to oras as well.
+            ["make", "push", f"REGISTRY={cluster.registry}", "ALLOW_DIRTY=1", "SBOM=off"],
             cwd=ROOT,
             env=deployed.env,
             capture_output=True,
@@ -123,6 +210,17 @@ def deployment(tmp_path_factory):
         )
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         deployed.pushed = read_env_file(deployed.images_file)
+        # Built by this machine's engine, as make push builds.
+        pushed_db = subprocess.run(
+            ["make", "swarm-push-db", f"REGISTRY={cluster.registry}"],
+            cwd=ROOT,
+            env=deployed.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert pushed_db.returncode == 0, pushed_db.stdout + pushed_db.stderr
+        deployed.host_docker("node", "update", "--label-add", "flask-stack.db=true", f"node{DB_NODE + 1}", manager=True)
         yield deployed
         record(f"swarm: the multi-node test took {time.monotonic() - started:.0f}s, swarm and images included")
 
@@ -147,6 +245,26 @@ def test_deploy_spreads_web_over_the_three_nodes_and_every_replica_answers(deplo
     assert len(hostnames) == 3, hostnames
     # A deploy of what already runs changes nothing and loses nothing.
     run_under_load(deployment, "deploy again (3 replicas on 3 nodes)", lambda: deployment.make("swarm-deploy"))
+
+
+def test_the_password_is_a_swarm_secret_file_in_no_environment(deployment):
+    password = Path(deployment.env["DB_PASSWORD_FILE"]).read_text().strip()
+    services = deployment.host_docker(
+        "service", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={STACK}", manager=True
+    ).stdout.split()
+    specs = deployment.host_docker("service", "inspect", *services, manager=True).stdout
+    assert len(services) == 4 and password not in specs
+    assert (
+        f"{STACK}_db_password" in deployment.host_docker("secret", "ls", "--format", "{{.Name}}", manager=True).stdout
+    )
+    # In a web task: a file of web's user alone, holding the password.
+    web = deployment.cluster.node_docker(
+        0, "ps", "--quiet", "--filter", f"label=com.docker.swarm.service.name={WEB_SERVICE}"
+    ).stdout.split()[0]
+    assert password not in deployment.cluster.node_docker(0, "inspect", web).stdout
+    found = deployment.cluster.node_docker(0, "exec", web, "stat", "-c", "%a %u", "/run/secrets/db_password").stdout
+    assert found.split() == ["400", "10001"], found
+    assert deployment.cluster.node_docker(0, "exec", web, "cat", "/run/secrets/db_password").stdout.strip() == password
 
 
 def test_scaling_3_to_6_to_2_loses_nothing(deployment):
@@ -200,6 +318,89 @@ def test_an_update_whose_health_check_fails_rolls_itself_back(deployment):
     assert deployment.update_state() == "rollback_completed"
     assert deployment.web_image() == before
     assert deployment.versions_answering() == versions_before
+
+
+def test_an_update_whose_migration_adds_a_column_loses_no_request_and_no_row(deployment):
+    # Rows written before the release: every one must be there after it.
+    before = f"swarm-before-{secrets.token_hex(4)}-"
+    for index in range(20):
+        outcome = one_request(
+            deployment.base_url,
+            "/api/db/writes",
+            method="POST",
+            headers={"X-Request-ID": f"{before}{index}", "Content-Type": "application/octet-stream"},
+            body=b"before the release",
+        )
+        assert outcome.status == 201, (outcome.status, outcome.body or outcome.error)
+    image = deployment.push_variant(
+        "swarm-v3", with_migration(deployment.new_image, "swarm-v3", "0002", "0001", [add_column("note")])
+    )
+    db_task = deployment.db_task()
+    paths = ("/api/whoami", "/api/db/sleep/20")
+    with (
+        LoadLoop(deployment.base_url, paths, clients=4, max_seconds=420) as load,
+        WriteLoop(deployment.base_url, clients=2, max_seconds=420, retries=3) as writes,
+    ):
+        load.wait_for_requests(20)
+        result = deployment.make("swarm-update", PUSHED_WEB_IMAGE=image)
+        load.wait_for_requests(len(load.outcomes) + 20)
+    load.report("swarm: update whose migration adds a column (reads, database reads)")
+    first_tries = writes.failures
+    record(
+        f"swarm: update whose migration adds a column (writes): {len(first_tries)} first tries failed "
+        f"{[o.status for o in first_tries]} of {len(writes.outcomes)}, {len(writes.unacknowledged())} after retries"
+    )
+    assert "Running upgrade 0001 -> 0002" in result.stdout + result.stderr, result.stdout[-2000:]
+    assert not load.failures, load.describe_failures()
+    assert not first_tries, [(o.status, o.body or o.error) for o in first_tries][:10]
+    assert not writes.unacknowledged(), [(o.status, o.body) for o in writes.unacknowledged()][:10]
+    stored = deployment.stored(writes.request_id_prefix)
+    assert writes.acknowledged() <= set(stored), sorted(writes.acknowledged() - set(stored))[:10]
+    assert set(stored.values()) <= {1}, stored
+    # State is sacred: the rows from before the release, all of them, once each.
+    assert deployment.stored(before) == {f"{before}{index}": 1 for index in range(20)}
+    assert deployment.sql("SELECT version_num FROM alembic_version") == [["0002"]]
+    assert deployment.has_column("note")
+    assert deployment.web_image() == image
+    assert deployment.versions_answering() == {"swarm-v3"}
+    assert not deployment.migration_job_left()
+    # A release of the app leaves the database's task alone.
+    assert deployment.db_task() == db_task
+    # The later scenarios roll out this release: its migrations are the database's.
+    deployment.new_image = image
+
+
+def test_an_update_whose_migration_fails_stops_with_the_old_release_serving(deployment):
+    serving = deployment.web_image()
+    versions = deployment.versions_answering()
+    rows = deployment.sql("SELECT count(*) FROM stack_probe_writes")
+    # Its first step would add a column; its second fails, so neither is applied.
+    broken = deployment.push_variant(
+        "swarm-bad-migration",
+        with_migration(
+            serving,
+            "swarm-bad-migration",
+            "0003",
+            "0002",
+            [add_column("never"), 'op.execute("SELECT no_such_column FROM stack_probe_writes")'],
+        ),
+    )
+
+    def update():
+        return deployment.make("swarm-update", check=False, PUSHED_WEB_IMAGE=broken)
+
+    result = run_under_load(
+        deployment, "update whose migration fails", update, paths=("/api/whoami", "/api/db/sleep/20")
+    )
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "the migration failed: nothing of the new release was deployed" in result.stderr, result.stderr[-2000:]
+    assert "no_such_column" in result.stdout + result.stderr, result.stderr[-2000:]
+    assert deployment.web_image() == serving
+    assert deployment.versions_answering() == versions
+    assert deployment.sql("SELECT version_num FROM alembic_version") == [["0002"]]
+    assert not deployment.has_column("never")
+    assert deployment.sql("SELECT count(*) FROM stack_probe_writes") == rows
+    assert not deployment.migration_job_left()
 
 
 def test_a_worker_node_stopped_under_load_fails_no_get_and_its_replicas_move(deployment):
