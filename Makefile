@@ -159,7 +159,7 @@ test-worker-counts: $(VENV)/.installed ## The tests that depend on the worker co
 
 # The other CPU is emulated (QEMU through binfmt_misc): building and running its images is
 # many times slower than the engine's own, so this is not part of make test.
-test-arm64: $(VENV)/.installed ## make push for amd64 and arm64 to a local registry, then the arm64 stack's smoke checks under emulation (about 11 min on a bare machine, 2.5 once built)
+test-arm64: $(VENV)/.installed ## make push for amd64 and arm64 to a local registry, then the arm64 stack's smoke checks under emulation (slow: its time is in the README)
 	scripts/docker-host/install-qemu.sh
 	scripts/install-sbom-tools.sh
 	BASE_PLATFORM=linux/arm64 scripts/docker-host/build-base-images.sh

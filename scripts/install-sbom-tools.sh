@@ -11,10 +11,7 @@ cd "$(dirname "$0")/.."
 tools=tools/sbom
 log() { printf 'install-sbom-tools: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-
-{ command -v node && command -v npm; } >/dev/null || die "Node.js 20 or newer and npm are needed (cdxgen is an npm package)"
-node_major=$(node --version | sed -E 's/^v([0-9]+).*/\1/')
-[ "$node_major" -ge 20 ] || die "cdxgen needs Node.js 20 or newer; this is $(node --version)"
+export DEBIAN_FRONTEND=noninteractive
 
 # apt-get as root: directly, or through a CI runner's password-less sudo.
 as_root() {
@@ -23,15 +20,27 @@ as_root() {
   elif sudo -n true 2>/dev/null; then
     sudo -n DEBIAN_FRONTEND=noninteractive "$@"
   else
-    die "run as root, or: apt-get install oras"
+    die "run as root, or install $* yourself"
   fi
 }
+node_major() { node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || true; }
+major=$(node_major)
+if [ -z "$major" ] || [ "$major" -lt 20 ] || ! command -v npm >/dev/null; then
+  # Debian 12's Node.js is 18; trixie's (install-engine.sh's suite, pinned low) is 20.
+  log "installing Node.js 20 or newer and npm"
+  as_root apt-get install -y -qq --no-install-recommends -t trixie nodejs npm >/dev/null 2>&1 \
+    || as_root apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null \
+    || die "could not install Node.js and npm"
+fi
+major=$(node_major)
+{ [ -n "$major" ] && [ "$major" -ge 20 ]; } || die "cdxgen needs Node.js 20 or newer; this is $(node --version 2>/dev/null || echo none)"
+
 if ! command -v oras >/dev/null; then
   log "installing oras (Debian's, Ubuntu's)"
-  export DEBIAN_FRONTEND=noninteractive
   # Debian 12 has no oras: install-engine.sh's trixie suite does (pinned low, asked for by name).
   as_root apt-get install -y -qq --no-install-recommends oras >/dev/null 2>&1 \
-    || as_root apt-get install -y -qq --no-install-recommends -t trixie oras >/dev/null \
+    || as_root apt-get install -y -qq --no-install-recommends -t trixie oras >/dev/null 2>&1 \
+    || { as_root apt-get update -qq >/dev/null && as_root apt-get install -y -qq --no-install-recommends oras >/dev/null; } \
     || die "could not install oras (on Debian 12, run scripts/docker-host/install-engine.sh first: it adds the trixie suite)"
 fi
 

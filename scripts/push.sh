@@ -10,7 +10,7 @@
 #   REGISTRY                 host[:port] to push to (required)
 #   IMAGE_REPOSITORY_PREFIX  repositories are PREFIX/web and PREFIX/nginx (flask-stack)
 #   RELEASE_TAG              a second tag for both images, e.g. a version
-#   PLATFORMS                the CPUs to build for, comma-separated (linux/amd64; with
+#   PLATFORMS                the CPUs to build for, comma-separated (the engine's own; with
 #                            linux/amd64,linux/arm64 each tag names a manifest list of both)
 #   REGISTRY_LOGIN           auto (ECR login when REGISTRY is an ECR host), ecr, or none
 #                            (you ran `docker login` yourself)
@@ -37,11 +37,11 @@ prefix=${IMAGE_REPOSITORY_PREFIX:-flask-stack}
 [[ $prefix =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] ||
   fail "IMAGE_REPOSITORY_PREFIX '$prefix' is not a repository path (lower case, e.g. flask-stack or team/flask-stack)"
 release_tag=${RELEASE_TAG:-}
-# amd64 alone by default: what ECS's X86_64 and most CI runners run, and a second CPU is
-# built under emulation, many times slower (docs/deploy.md, "Images for both CPUs").
-platforms=${PLATFORMS:-linux/amd64}
+# The engine's own CPU by default: the other one is built under emulation, many times
+# slower (docs/deploy.md, "Images for both CPUs").
+platforms=${PLATFORMS:-$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}' 2>/dev/null || true)}
 IFS=, read -r -a platform_list <<<"$platforms"
-[ "${#platform_list[@]}" -gt 0 ] || fail "PLATFORMS is empty"
+[ "${#platform_list[@]}" -gt 0 ] || fail "PLATFORMS is empty, and the Docker engine did not say its own CPU: is it running?"
 for platform in "${platform_list[@]}"; do
   [[ $platform =~ ^linux/(amd64|arm64)$ ]] || fail "PLATFORMS: '$platform' is not linux/amd64 or linux/arm64, the CPUs ECS and this stack support"
 done

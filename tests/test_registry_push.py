@@ -188,6 +188,7 @@ def test_ecr_login_pipe_logs_in_with_the_token_from_the_aws_api_stand_in(tmp_pat
         ({"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "maybe"}, "REGISTRY_LOGIN must be auto, ecr or none"),
         ({"REGISTRY": "127.0.0.1:1", "PLATFORMS": "linux/s390x"}, "is not linux/amd64 or linux/arm64"),
         ({"REGISTRY": "127.0.0.1:1", "PLATFORMS": "linux/arm64,linux/arm64"}, "names a platform twice"),
+        ({"REGISTRY": "127.0.0.1:1", "SBOM": "maybe"}, "SBOM must be on or off"),
         (
             {"REGISTRY": "127.0.0.1:1", "REGISTRY_LOGIN": "ecr", "AWS_REGION": "", "AWS_DEFAULT_REGION": ""},
             "needs AWS_REGION",
@@ -206,7 +207,12 @@ def test_make_push_refuses_uncommitted_changes_to_the_images(tmp_path):
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(checkout)], check=True, timeout=120)
     (checkout / "services" / "web" / "app" / "uncommitted.py").write_text("# not committed\n")
     refused = subprocess.run(
-        ["make", "push", "REGISTRY=127.0.0.1:1"], cwd=checkout, capture_output=True, text=True, timeout=60
+        # SBOM=off: the clone has no SBOM tools installed, and that check comes before this one.
+        ["make", "push", "REGISTRY=127.0.0.1:1", "SBOM=off"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert refused.returncode != 0
     assert "services/ has uncommitted changes" in refused.stderr

@@ -16,10 +16,15 @@ die() { log "ERROR: $*"; exit 1; }
 binfmt=/proc/sys/fs/binfmt_misc
 # The emulator this stack needs: the other CPU of the two it publishes for.
 case "$(uname -m)" in
-  x86_64) handler=qemu-aarch64 ;;
-  aarch64) handler=qemu-x86_64 ;;
+  x86_64) handler=qemu-aarch64 other=linux/arm64 ;;
+  aarch64) handler=qemu-x86_64 other=linux/amd64 ;;
   *) die "this machine is $(uname -m); the stack publishes for x86_64 and aarch64" ;;
 esac
+# PLATFORMS (make push's) naming only this machine's CPU needs no emulator.
+if [ -n "${PLATFORMS:-}" ] && [[ ,$PLATFORMS, != *,$other,* ]]; then
+  log "PLATFORMS=$PLATFORMS: no other CPU to emulate"
+  exit 0
+fi
 # What was registered, and from which package version (reset with the kernel's table at boot).
 stamp=/run/flask-stack-$handler.registered
 

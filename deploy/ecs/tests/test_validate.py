@@ -89,6 +89,8 @@ def test_the_push_policy_grants_awss_documented_push_actions_on_the_two_reposito
         "ecr:CompleteLayerUpload",
         "ecr:PutImage",
         "ecr:BatchGetImage",
+        # imagetools create reads each CPU's config blob to write the manifest list.
+        "ecr:GetDownloadUrlForLayer",
     }
     assert statement_push["Resource"] == [
         {"Fn::GetAtt": ["WebRepository", "Arn"]},
