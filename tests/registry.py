@@ -71,6 +71,20 @@ def registry_server(folder, users):
         log.close()
 
 
+def docker_login(host, user, password, env):
+    """`docker login` to the registry, the password on stdin, with `env` (its DOCKER_CONFIG
+    decides where the login is kept)."""
+    subprocess.run(
+        ["docker", "login", host, "--username", user, "--password-stdin"],
+        input=password,
+        text=True,
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+
+
 # The manifest kinds docker push writes; the registry answers with the one it stored.
 MANIFEST_TYPES = ", ".join(
     [

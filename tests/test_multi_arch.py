@@ -17,6 +17,7 @@ from registry import (
     SBOM_PACKAGES,
     RegistryClient,
     check_sbom_describes,
+    docker_login,
     forget_local_images,
     image_tags,
     read_env_file,
@@ -68,15 +69,7 @@ def test_make_push_for_both_cpus_writes_one_manifest_list_per_image_and_the_arm6
     password = secrets.token_urlsafe(16)
     with registry_server(tmp_path / "registry", {"pusher": password}) as host:
         try:
-            subprocess.run(
-                ["docker", "login", host, "--username", "pusher", "--password-stdin"],
-                input=password,
-                env=docker_config,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=60,
-            )
+            docker_login(host, "pusher", password, docker_config)
             # The base images as the official tags are: one name, both CPUs (here stand-ins
             # built from Debian's packages, in this registry).
             bases = run(["scripts/docker-host/publish-base-images.sh", host], docker_config, 1800).stdout

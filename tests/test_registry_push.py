@@ -17,23 +17,12 @@ from registry import (
     SBOM_PACKAGES,
     RegistryClient,
     check_sbom_describes,
+    docker_login,
     forget_local_images,
     image_tags,
     read_env_file,
     registry_server,
 )
-
-
-def docker_login(host, user, password, docker_config):
-    subprocess.run(
-        ["docker", "login", host, "--username", user, "--password-stdin"],
-        input=password,
-        text=True,
-        check=True,
-        capture_output=True,
-        env=docker_config,
-        timeout=60,
-    )
 
 
 def make_push(env, timeout=900):

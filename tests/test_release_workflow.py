@@ -29,6 +29,7 @@ from registry import (
     SBOM_PACKAGES,
     RegistryClient,
     check_sbom_describes,
+    docker_login,
     forget_local_images,
     image_tags,
     read_env_file,
@@ -159,15 +160,7 @@ def test_the_release_jobs_commands_run_in_order_against_a_local_registry_and_the
     docker_config.mkdir()
     with registry_server(tmp_path / "registry", {"pusher": password}) as host, ecs_stand_in() as (stand_in, endpoint):
         try:
-            subprocess.run(
-                ["docker", "login", host, "--username", "pusher", "--password-stdin"],
-                input=password,
-                text=True,
-                check=True,
-                capture_output=True,
-                env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
-                timeout=60,
-            )
+            docker_login(host, "pusher", password, {**os.environ, "DOCKER_CONFIG": str(docker_config)})
             stack = "shop"
             stand_in.add_stack(stack, {**EXAMPLE_NETWORK, **EXAMPLE_DATABASE, "WebImage": "old", "NginxImage": "old"})
             release = f"v9.{secrets.randbelow(1000)}.0"
