@@ -3,9 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 COMPOSE ?= docker compose
-# TLS=on adds compose.tls.yaml (HTTPS at nginx, with the certificates make certs writes).
+# TLS=on adds compose.tls.yaml (HTTPS at nginx, with the certificates make certs writes);
+# TLS=acme adds compose.acme.yaml after it (the certificate from an ACME server, renewed).
 TLS ?= off
-TLS_FILES = $(if $(filter on,$(TLS)),-f compose.tls.yaml)
+TLS_FILES = $(if $(filter on acme,$(TLS)),-f compose.tls.yaml)$(if $(filter acme,$(TLS)), -f compose.acme.yaml)
 # The development stack: the two files `docker compose` alone reads, compose.override.yaml
 # holding the development loop (bind-mounted app, gunicorn's reload).
 # compose.db.yaml (Postgres behind PgBouncer) joins them while it exists: an app without a
@@ -22,14 +23,14 @@ PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml $(if $
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
-DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/db/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard .ci/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/acme/Dockerfile services/db/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard .ci/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
 SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.envsh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
 APP_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: migrate db-password db-backup db-restore
-.PHONY: help up doctor down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm test-arm64 rollout nginx-reload certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
+.PHONY: help up doctor down logs ps build scale push up-pushed swarm-deploy swarm-update swarm-rollback swarm-remove swarm-ps test-swarm test-arm64 rollout nginx-reload acme-renew certs observability test test-unit test-rules test-integration test-worker-counts prod-up prod-down \
         docker-host lock clean bench bench-quick bench-tuning bench-growth lint lint-python lint-dockerfiles lint-shell lint-compose lint-workflows \
         ecs-render ecs-render-migration ecs-validate ecs-migrate ecs-deploy ecs-wait-stable
 
@@ -114,6 +115,9 @@ rollout: db-password ## Rebuild web, migrate (stopping, the old version serving,
 nginx-reload: ## Check nginx's config and reload it gracefully (no request is lost; a renewed certificate is served after it)
 	$(COMPOSE) exec -T nginx sh -c 'nginx -t -q && nginx -s reload'
 
+acme-renew: ## With TLS=acme: renew the certificate now if due (FORCE=1: even if not), install it and reload nginx
+	$(COMPOSE) -f compose.yaml -f compose.tls.yaml -f compose.acme.yaml exec -T acme python -m renewal.renew $(if $(filter 1,$(FORCE)),--force)
+
 certs: ## A local CA (certs/ca/ca.crt, kept) and a new certificate for CERT_NAMES (default localhost) in certs/site, for TLS=on
 	scripts/make-certs.sh $(CERT_DIR) $(CERT_NAMES)
 
@@ -135,7 +139,7 @@ prod-down: ## Stop the production-overlay stack; the database's data stays
 test: test-unit test-rules test-integration ## Run every test: unit, Prometheus's rules, then integration against the composed stack
 
 test-unit: $(VENV)/.installed ## Unit tests of the app, the gunicorn settings, the benchmark's logic and the ECS tools (no Docker needed)
-	$(PYTHON) -m pytest services/web/tests bench/tests deploy/ecs/tests
+	$(PYTHON) -m pytest services/web/tests services/acme/tests bench/tests deploy/ecs/tests
 
 # promtool from the Prometheus image the profile runs (its Dockerfile's ARG names the tag),
 # on the config and rules baked into it.

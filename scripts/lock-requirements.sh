@@ -18,10 +18,11 @@ lock_in_image() {
 lock_in_image services/web
 lock_in_image bench/servers
 lock_in_image bench/loadgen
+lock_in_image services/acme
 
 python3 -m venv /tmp/lock-tests
 /tmp/lock-tests/bin/pip install --quiet "$pip_tools"
 (cd deploy/ecs && /tmp/lock-tests/bin/pip-compile "${compile_flags[@]}" --output-file requirements.txt requirements.in)
 (cd tests && /tmp/lock-tests/bin/pip-compile "${compile_flags[@]}" --output-file requirements.txt requirements.in)
 (cd tools/lint && /tmp/lock-tests/bin/pip-compile "${compile_flags[@]}" --output-file requirements.txt requirements.in)
-echo "locked: services/web bench/servers bench/loadgen deploy/ecs tests tools/lint (requirements.txt in each)"
+echo "locked: services/web bench/servers bench/loadgen services/acme deploy/ecs tests tools/lint (requirements.txt in each)"

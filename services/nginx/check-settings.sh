@@ -16,6 +16,7 @@ require_on_or_off() {
 require_on_or_off NGINX_LIMITS "${NGINX_LIMITS:-}"
 require_on_or_off NGINX_TRUST_FORWARDED_PROTO "${NGINX_TRUST_FORWARDED_PROTO:-}"
 require_on_or_off NGINX_TLS "${NGINX_TLS:-}"
+require_on_or_off NGINX_ACME "${NGINX_ACME:-}"
 
 case "${NGINX_STATIC_FILES:-}" in
   image | mounted) ;;
@@ -45,6 +46,12 @@ case "${NGINX_SERVER_NAMES:-}" in
     exit 1
     ;;
 esac
+
+if [ "$NGINX_ACME" = on ] && [ ! -d /usr/share/nginx/acme ]; then
+  echo "check-settings: NGINX_ACME=on needs the ACME challenges' volume mounted at" \
+    "/usr/share/nginx/acme (compose.acme.yaml does it)" >&2
+  exit 1
+fi
 
 if [ "$NGINX_TLS" = on ]; then
   for file in /etc/nginx/tls/tls.crt /etc/nginx/tls/tls.key; do

@@ -1,0 +1,46 @@
+"""The renewal job: at start and then every ACME_CHECK_INTERVAL, keep the self-signed fallback
+fresh while there is no issued certificate, and run one renewal (certbot renews only what is
+due); after a failure, try again in ACME_RETRY_INTERVAL. Serves its metrics meanwhile.
+python -m renewal.daemon"""
+
+import signal
+import sys
+import threading
+
+from renewal import certificate, fallback, metrics, nginx, renew, settings
+from renewal.log import log
+
+
+def main():
+    try:
+        config = settings.load()
+    except settings.SettingsError as error:
+        log("error", str(error))
+        return 2
+    stop = threading.Event()
+    # docker stop's SIGTERM ends the wait at once; a certbot run in progress is ended with the
+    # container (it resumes from its own state at the next start).
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    metrics.serve()
+    log(
+        "info",
+        "renewal job started",
+        domains=list(config.domains),
+        directory=config.directory,
+        check_interval_s=config.check_interval_s,
+        retry_interval_s=config.retry_interval_s,
+    )
+    while not stop.is_set():
+        try:
+            if fallback.ensure(config):
+                renew.ensure_served(config, certificate.installed(settings.TLS_DIR))
+        except (OSError, nginx.ReloadError) as error:
+            log("error", "could not put a fresh self-signed fallback in service", reason=str(error))
+        succeeded = renew.run(config)
+        stop.wait(config.check_interval_s if succeeded else config.retry_interval_s)
+    log("info", "renewal job stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
