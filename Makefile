@@ -20,10 +20,16 @@ CERT_NAMES ?= localhost
 CERT_DIR ?= certs
 # Compose reads .env only when no --env-file is given: name it too, before the digests.
 PUSHED_COMPOSE = $(COMPOSE) -f compose.yaml -f deploy/compose.pushed.yaml $(if $(wildcard .env),--env-file .env) --env-file $(or $(PUSHED_IMAGES_FILE),deploy/pushed-images.env)
+# The acme image builds on web's base image: PYTHON_IMAGE from the shell or from .env, as
+# compose reads it, else the tag services/web/Dockerfile names (the one place it is written).
+ifndef PYTHON_IMAGE
+PYTHON_IMAGE := $(or $(shell sed -n 's/^PYTHON_IMAGE=//p' .env 2>/dev/null | tail -n 1),$(shell scripts/dockerfile-arg.sh services/web/Dockerfile PYTHON_IMAGE))
+endif
+export PYTHON_IMAGE
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 LINT_BIN := .venv-lint/bin
-DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/acme/Dockerfile services/db/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard .ci/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile)
+DOCKERFILES := services/web/Dockerfile services/nginx/Dockerfile services/acme/Dockerfile services/db/Dockerfile services/prometheus/Dockerfile services/nginx-exporter/Dockerfile $(wildcard bench/*/Dockerfile) $(wildcard .ci/stand-ins/*.Dockerfile) $(wildcard tests/swarm/*.Dockerfile) tests/acme/pebble.Dockerfile
 SHELL_SCRIPTS = $(shell git ls-files '*.sh' '*.envsh') .ci/run
 N ?= 3
 # The version a rollout bakes into the web image: the commit, marked when uncommitted.
@@ -115,8 +121,8 @@ rollout: db-password ## Rebuild web, migrate (stopping, the old version serving,
 nginx-reload: ## Check nginx's config and reload it gracefully (no request is lost; a renewed certificate is served after it)
 	$(COMPOSE) exec -T nginx sh -c 'nginx -t -q && nginx -s reload'
 
-acme-renew: ## With TLS=acme: renew the certificate now if due (FORCE=1: even if not), install it and reload nginx
-	$(COMPOSE) -f compose.yaml -f compose.tls.yaml -f compose.acme.yaml exec -T acme python -m renewal.renew $(if $(filter 1,$(FORCE)),--force)
+acme-renew: ## With TLS=acme: have the renewal job renew now if due (FORCE=1: even if not), install and reload nginx; fails if it failed
+	$(COMPOSE) -f compose.yaml -f compose.tls.yaml -f compose.acme.yaml exec -T acme python -m renewal.request $(if $(filter 1,$(FORCE)),--force)
 
 certs: ## A local CA (certs/ca/ca.crt, kept) and a new certificate for CERT_NAMES (default localhost) in certs/site, for TLS=on
 	scripts/make-certs.sh $(CERT_DIR) $(CERT_NAMES)

@@ -14,8 +14,16 @@ from composed import ROOT
 
 WEB = ROOT / "services" / "web"
 NGINX = ROOT / "services" / "nginx"
+ACME = ROOT / "services" / "acme"
 # The files `docker compose` reads, in the order the Makefile and the docs add them.
-COMPOSE_FILES = ("compose.yaml", "compose.db.yaml", "compose.override.yaml", "compose.prod.yaml", "compose.tls.yaml")
+COMPOSE_FILES = (
+    "compose.yaml",
+    "compose.db.yaml",
+    "compose.override.yaml",
+    "compose.prod.yaml",
+    "compose.tls.yaml",
+    "compose.acme.yaml",
+)
 # nginx's defaults: sourced by the image's entrypoint before anything reads the settings.
 NGINX_DEFAULTS = NGINX / "defaults.envsh"
 
@@ -133,6 +141,15 @@ def web_reads(root=WEB):
         reads += found
         writes |= written
     return reads, writes
+
+
+def acme_reads(root=ACME):
+    """Each knob the acme image's renewal job reads (services/acme/renewal, its tests aside)."""
+    reads = []
+    for path in web_python_files(root):
+        found, _ = reads_in(path.read_text(encoding="utf-8"), path)
+        reads += found
+    return reads
 
 
 def _without_comment_lines(text):

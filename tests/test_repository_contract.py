@@ -13,6 +13,7 @@ from knobs import (
     COMPOSE_FILES,
     INTERPOLATION,
     NGINX_DEFAULTS,
+    acme_reads,
     compose_interpolations,
     nginx_defaults,
     nginx_knobs,
@@ -50,8 +51,8 @@ def reads_by_name():
 
 
 def code_knobs():
-    """Each knob the web image's Python or nginx's templates and scripts read."""
-    return (set(reads_by_name()) | set(nginx_knobs())) - NOT_KNOBS
+    """Each knob the web image's Python, nginx's templates and scripts or the acme image read."""
+    return (set(reads_by_name()) | set(nginx_knobs()) | {read.name for read in acme_reads()}) - NOT_KNOBS
 
 
 def reader_calls(name):
@@ -155,6 +156,21 @@ def test_env_example_gives_each_knob_the_default_the_code_gives_it():
             )
         else:
             pytest.fail(f"{name} is passed on by compose.yaml, but no image reads it")
+
+
+def test_env_example_gives_each_acme_knob_the_acme_images_default():
+    from renewal import settings
+
+    documented = documented_knobs()
+    required = {"ACME_DOMAINS": "shop.example.com"}
+    read = {read.name for read in acme_reads()}
+    assert read == {"ACME_DOMAINS", "ACME_EMAIL", "ACME_DIRECTORY", "ACME_CHECK_INTERVAL", "ACME_RETRY_INTERVAL"}
+    for name in read - set(required):
+        assert settings.load({**required, name: documented[name]}) == settings.load(required), (
+            f"{name}: .env.example says {documented[name]!r}, which is not the acme image's default"
+        )
+    # Required, with no default: compose.acme.yaml refuses to start without it.
+    assert documented["ACME_DOMAINS"] == ""
 
 
 def test_a_knob_read_in_several_places_gets_the_same_default_in_each():

@@ -1,11 +1,8 @@
 """One renewal: certbot obtains or renews the certificate if due, a new one is installed for
 nginx and nginx reloaded; a failure leaves the served certificate as it was and says why.
-The daily job (daemon.py) runs it, and so does `make acme-renew` (FORCE=1: even if not due):
-python -m renewal.renew [--force]"""
+The job (daemon.py) runs it, daily and when `make acme-renew` asks (request.py)."""
 
-import argparse
 import fcntl
-import sys
 import time
 from contextlib import contextmanager
 
@@ -43,7 +40,7 @@ def ensure_served(config, installed):
     return True
 
 
-def run(config, force=False, now=time.time):
+def run(config, force=False, request_id="", now=time.time):
     with exclusive():
         record = status.read(settings.STATUS_FILE)
         current = certificate.installed(settings.TLS_DIR)
@@ -62,6 +59,7 @@ def run(config, force=False, now=time.time):
         outcome = certbot.run(config, force=force or switched)
         record.attempts += 1
         record.last_attempt_time = now()
+        record.last_request_id = request_id
         try:
             if not outcome.succeeded:
                 raise RuntimeError(reason(outcome.output))
@@ -95,19 +93,3 @@ def run(config, force=False, now=time.time):
             record.last_error = ""
         status.write(settings.STATUS_FILE, record)
         return succeeded
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m renewal.renew", description=__doc__.splitlines()[0])
-    parser.add_argument("--force", action="store_true", help="renew even if the certificate is not due")
-    arguments = parser.parse_args(argv)
-    try:
-        config = settings.load()
-    except settings.SettingsError as error:
-        log("error", str(error))
-        return 2
-    return 0 if run(config, force=arguments.force) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

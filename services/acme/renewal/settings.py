@@ -54,8 +54,8 @@ class Settings:
     retry_interval_s: int
 
 
-def _seconds(name, environ, default):
-    raw = environ.get(name, "").strip()
+def _seconds(name, raw, default):
+    raw = raw.strip()
     if not raw:
         return default
     if not raw.isdigit() or int(raw) < 1:
@@ -88,6 +88,10 @@ def load(environ=os.environ):
         domains=domains_from(environ),
         email=email,
         directory=directory,
-        check_interval_s=_seconds("ACME_CHECK_INTERVAL", environ, DEFAULT_CHECK_INTERVAL_S),
-        retry_interval_s=_seconds("ACME_RETRY_INTERVAL", environ, DEFAULT_RETRY_INTERVAL_S),
+        check_interval_s=_seconds(
+            "ACME_CHECK_INTERVAL", environ.get("ACME_CHECK_INTERVAL", ""), DEFAULT_CHECK_INTERVAL_S
+        ),
+        retry_interval_s=_seconds(
+            "ACME_RETRY_INTERVAL", environ.get("ACME_RETRY_INTERVAL", ""), DEFAULT_RETRY_INTERVAL_S
+        ),
     )

@@ -18,6 +18,8 @@ class Status:
     # The ACME directory that issued the installed certificate: switching ACME_DIRECTORY
     # (staging to production) must replace it even though it is not due.
     issued_by_directory: str = ""
+    # The request from `make acme-renew` the last run answered (request.py waits for it).
+    last_request_id: str = ""
 
 
 def read(path):

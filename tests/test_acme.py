@@ -1,0 +1,333 @@
+"""HTTPS with a certificate from an ACME server (compose.acme.yaml, TLS=acme), against a real
+one: Pebble, Let's Encrypt's test server (tests/acme/compose.pebble.yaml, a local stand-in
+image), validating HTTP-01 through nginx, with its mock DNS pointing the test's names at
+nginx. In order: the self-signed fallback before anything is issued, the first issuance, a
+forced renewal under load, a renewal whose challenge cannot reach nginx, and a restart of the
+stack that issues nothing."""
+
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from cryptography import x509
+
+from composed import ROOT, Stack, free_loopback_port, wait_for
+from pebble import Pebble, prepare
+
+DOMAINS = ("shop.test", "www.shop.test")
+COMPOSE_FILES = ("compose.yaml", "compose.tls.yaml", "compose.acme.yaml", "tests/acme/compose.pebble.yaml")
+STACK_SERVICES = ("web", "acme-fallback", "nginx", "acme")
+METRICS = (
+    "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9120/metrics', timeout=5).read().decode())"
+)
+
+
+def python_image():
+    return subprocess.run(
+        ["scripts/dockerfile-arg.sh", "services/web/Dockerfile", "PYTHON_IMAGE"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory):
+    pebble_dir = tmp_path_factory.mktemp("pebble")
+    pebble_dir.chmod(0o755)
+    ca_root = prepare(pebble_dir)
+    https_port = free_loopback_port()
+    env = {
+        "PYTHON_IMAGE": python_image(),
+        "PEBBLE_DIR": str(pebble_dir),
+        "HTTPS_PORT": str(https_port),
+        "ACME_DOMAINS": " ".join(DOMAINS),
+        "ACME_EMAIL": "ops@shop.test",
+        "ACME_DIRECTORY": "https://pebble:14000/dir",
+        "ACME_CA_ROOT": str(ca_root),
+    }
+    stack = Stack("acme", compose_files=COMPOSE_FILES, env=env)
+    stack.https_port = https_port
+    try:
+        # Everything but the renewal job first: nginx starts on the fallback, and Pebble's DNS
+        # learns nginx's address before anything asks for a certificate.
+        stack.up("pebble", "challtestsrv", "nginx")
+        stack.pebble = Pebble.from_compose(stack.compose, ca_root)
+        stack.pebble.wait_ready(deadline_s=60)
+        stack.before_acme = served(stack)
+        stack.fallback_log = stack.logs("acme-fallback")
+        point_names_at_nginx(stack)
+        stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", "acme", timeout=300)
+        yield stack
+    finally:
+        print(f"--- acme log ---\n{stack.logs('acme')}")
+        stack.down()
+
+
+def point_names_at_nginx(stack):
+    (nginx,) = stack.running("nginx")
+    for domain in DOMAINS:
+        stack.pebble.resolve(domain, stack.address_of(nginx))
+
+
+def handshake(stack, server_name, context):
+    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
+    try:
+        return context.wrap_socket(raw, server_hostname=server_name)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def served(stack, server_name=DOMAINS[0]):
+    """The certificate nginx shows a client naming `server_name`, unverified."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with handshake(stack, server_name, context) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def pebble_context(stack):
+    """Trusting Pebble's root alone: a handshake succeeds only over a chain Pebble issued."""
+    return ssl.create_default_context(cadata=stack.pebble.issuing_roots()[0])
+
+
+def https_get(stack, context, path, server_name=DOMAINS[0]):
+    """(status, body, served serial) of one request on a new, verified connection."""
+    connection = http.client.HTTPSConnection(server_name, stack.https_port, context=context, timeout=10)
+    connection.sock = handshake(stack, server_name, context)
+    serial = x509.load_der_x509_certificate(connection.sock.getpeercert(binary_form=True)).serial_number
+    try:
+        connection.request("GET", path, headers={"Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read(), serial
+    finally:
+        connection.close()
+
+
+def self_signed(certificate):
+    return certificate.issuer == certificate.subject
+
+
+def issued_by_pebble(stack):
+    return Pebble.issued(stack.logs("pebble"))
+
+
+def metrics(stack):
+    text = stack.compose("exec", "-T", "acme", "python", "-c", METRICS).stdout
+    return {
+        name: float(value)
+        for name, value in (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    }
+
+
+def acme_log(stack):
+    return [json.loads(line) for line in stack.logs("acme").splitlines() if line.startswith("{")]
+
+
+def renew(stack, force=False):
+    """`make acme-renew`, as an operator runs it; returns the completed process."""
+    files = " ".join(str(ROOT / path) for path in COMPOSE_FILES)
+    return subprocess.run(
+        [
+            "make",
+            "acme-renew",
+            *(["FORCE=1"] if force else []),
+            f"COMPOSE=docker compose -p {stack.project}",
+            f"COMPOSE_FILES={files}",
+        ],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def wait_until_issued(stack, deadline_s=90):
+    wait_for(lambda: not self_signed(served(stack)), deadline_s=deadline_s, message="a certificate from Pebble served")
+    return served(stack)
+
+
+class HttpsLoad:
+    """Clients sending GETs over HTTPS, each on a new verified connection (a full handshake,
+    so each shows the certificate served), below the per-client rate limit, bounded in time."""
+
+    def __init__(self, stack, context, clients=2, pause_s=0.1, max_seconds=120):
+        self.stack, self.context = stack, context
+        self.clients, self.pause_s, self.max_seconds = clients, pause_s, max_seconds
+        self.outcomes = []  # (started, status or error, serial)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def _client(self, index):
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                status, _, serial = https_get(self.stack, self.context, "/healthz", server_name=DOMAINS[index % 2])
+                outcome = (started, status, serial)
+            except (OSError, http.client.HTTPException) as error:
+                outcome = (started, f"{type(error).__name__}: {error}", None)
+            with self._lock:
+                self.outcomes.append(outcome)
+            time.sleep(self.pause_s)
+
+    def __enter__(self):
+        self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(self.clients)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def test_before_any_issuance_nginx_serves_a_short_lived_self_signed_certificate_and_says_so(acme):
+    fallback = acme.before_acme
+    assert self_signed(fallback)
+    names = fallback.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == set(DOMAINS)
+    lifetime = fallback.not_valid_after_utc - fallback.not_valid_before_utc
+    assert lifetime.days <= 8, lifetime
+    assert "nginx serves a short-lived self-signed one until it arrives" in acme.fallback_log
+
+
+def test_plain_http_serves_health_and_challenges_and_redirects_the_rest(acme):
+    assert acme.get("/healthz").status_code == 200
+    page = acme.get("/some/page?x=1", headers={"Host": DOMAINS[0]}, allow_redirects=False)
+    assert page.status_code == 308
+    assert page.headers["Location"] == f"https://{DOMAINS[0]}:{acme.https_port}/some/page?x=1"
+    # Answered by nginx from the challenges' volume, never redirected nor passed to web.
+    missing = acme.get("/.well-known/acme-challenge/no-such-token", headers={"Host": DOMAINS[0]})
+    assert missing.status_code == 404
+    written = acme.post("/.well-known/acme-challenge/no-such-token", headers={"Host": DOMAINS[0]})
+    assert written.status_code == 403
+    asked = [line for line in acme.nginx_access_log() if "no-such-token" in line["request"]]
+    assert sorted(line["status"] for line in asked) == [403, 404]
+    assert {line["upstream"] for line in asked} == {""}, "a challenge path went to web"
+
+
+def test_the_first_certificate_is_issued_over_http_01_through_nginx_and_its_chain_verifies(acme):
+    certificate = wait_until_issued(acme)
+    serial = Pebble.hex_serial(certificate.serial_number)
+    assert issued_by_pebble(acme) == [serial]
+    # Verified against Pebble's root, for each name, by a client that checks the host name.
+    for domain in DOMAINS:
+        status, body, served_serial = https_get(acme, pebble_context(acme), "/healthz", server_name=domain)
+        assert (status, served_serial) == (200, certificate.serial_number), body
+    # Pebble fetched each name's challenge from nginx, which answered it from the volume.
+    challenges = [
+        line
+        for line in acme.nginx_access_log()
+        if "/.well-known/acme-challenge/" in line["request"] and "no-such-token" not in line["request"]
+    ]
+    assert len(challenges) >= len(DOMAINS), challenges
+    assert {line["status"] for line in challenges} == {200}
+    assert {line["upstream"] for line in challenges} == {""}, "a challenge went to web"
+    installed = [line for line in acme_log(acme) if line["message"] == "installed a new certificate for nginx"]
+    assert [line["serial"] for line in installed] == [format(certificate.serial_number, "x")]
+    first = installed[0]
+    print(f"ACME first issuance: serial {serial}, logged at {first['time']}, not after {first['not_after']}")
+    values = metrics(acme)
+    assert values["acme_certificate_self_signed"] == 0
+    assert values["acme_renewal_last_attempt_succeeded"] == 1
+    assert values["acme_certificate_not_after_timestamp_seconds"] == certificate.not_valid_after_utc.timestamp()
+
+
+def test_a_forced_renewal_under_load_fails_no_request_and_the_new_certificate_is_served(acme):
+    old = wait_until_issued(acme)
+    issued_before = issued_by_pebble(acme)
+    context = pebble_context(acme)
+    with HttpsLoad(acme, context) as load:
+        time.sleep(2)
+        renewal_started = datetime.now(UTC)
+        renewed = renew(acme, force=True)
+        renewal_finished = datetime.now(UTC)
+        renewal_done = time.monotonic()
+        time.sleep(2)
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    new = served(acme)
+    assert new.serial_number != old.serial_number
+    assert issued_by_pebble(acme) == [*issued_before, Pebble.hex_serial(new.serial_number)]
+
+    failed = [outcome for outcome in load.outcomes if outcome[1] != 200]
+    print(
+        f"ACME forced renewal: serial {Pebble.hex_serial(old.serial_number)} -> "
+        f"{Pebble.hex_serial(new.serial_number)}, from {renewal_started.isoformat(timespec='seconds')} "
+        f"to {renewal_finished.isoformat(timespec='seconds')}; requests sent {len(load.outcomes)}, failed {len(failed)}"
+    )
+    assert not failed, failed[:5]
+    assert len(load.outcomes) >= 20, len(load.outcomes)
+    serials = [serial for _, _, serial in load.outcomes]
+    assert old.serial_number in serials, "no request before the reload"
+    # `make acme-renew` returns once nginx serves the new certificate: every later handshake shows it.
+    after = {serial for started, _, serial in load.outcomes if started > renewal_done}
+    assert after == {new.serial_number}, after
+
+
+def test_a_renewal_whose_challenge_cannot_reach_nginx_fails_and_the_old_certificate_stays(acme):
+    kept = wait_until_issued(acme)
+    issued_before = issued_by_pebble(acme)
+    failures_before = metrics(acme)["acme_renewal_failures_total"]
+    # As a firewall closing port 80 would: the names now lead Pebble where nothing answers.
+    for domain in DOMAINS:
+        acme.pebble.unresolve(domain)
+    try:
+        blocked = renew(acme, force=True)
+    finally:
+        point_names_at_nginx(acme)
+    assert blocked.returncode != 0
+    assert served(acme).serial_number == kept.serial_number
+    status, _, _ = https_get(acme, pebble_context(acme), "/healthz")
+    assert status == 200
+    assert issued_by_pebble(acme) == issued_before
+
+    (failure,) = [line for line in acme_log(acme) if line["level"] == "error"][-1:]
+    assert failure["message"] == "certificate renewal failed; nginx keeps serving the certificate it has"
+    assert "connection refused" in failure["reason"].lower(), failure["reason"]
+    assert failure["serving"]["serial"] == format(kept.serial_number, "x")
+    print(f"ACME blocked challenge: {failure['time']}: {failure['reason']}")
+    values = metrics(acme)
+    assert values["acme_renewal_failures_total"] == failures_before + 1
+    assert values["acme_renewal_last_attempt_succeeded"] == 0
+    assert values["acme_certificate_self_signed"] == 0
+
+    # With the path open again, a due-only run succeeds and issues nothing: not due.
+    recovered = renew(acme)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert metrics(acme)["acme_renewal_last_attempt_succeeded"] == 1
+    assert issued_by_pebble(acme) == issued_before
+
+
+def test_down_and_up_keep_the_certificate_and_the_account_and_issue_nothing(acme):
+    kept = wait_until_issued(acme)
+    issued_before = issued_by_pebble(acme)
+    account = acme.compose("exec", "-T", "acme", "ls", "-R", "/var/lib/acme/certbot/accounts").stdout
+    # The stack's containers go; the named volumes stay, as with `make down`. (Pebble stays
+    # up: a new Pebble would know neither the account nor the certificate.)
+    acme.compose("down", "--timeout", "40", *STACK_SERVICES, timeout=300)
+    assert not acme.running("nginx")
+    acme.compose("up", "--detach", "--wait", "--wait-timeout", "180", *STACK_SERVICES, timeout=600)
+    point_names_at_nginx(acme)
+
+    assert served(acme).serial_number == kept.serial_number
+    assert "nginx serves the certificate ACME issued" in acme.logs("acme-fallback")
+    assert acme.compose("exec", "-T", "acme", "ls", "-R", "/var/lib/acme/certbot/accounts").stdout == account
+    wait_for(
+        lambda: any(line["message"].startswith("the certificate is not due") for line in acme_log(acme)),
+        deadline_s=60,
+        message="the restarted job's check",
+    )
+    assert issued_by_pebble(acme) == issued_before
+    assert metrics(acme)["acme_renewal_last_attempt_succeeded"] == 1
