@@ -21,8 +21,17 @@ from composed import ROOT, Stack, free_loopback_port, wait_for
 from pebble import Pebble, prepare
 
 DOMAINS = ("shop.test", "www.shop.test")
-COMPOSE_FILES = ("compose.yaml", "compose.tls.yaml", "compose.acme.yaml", "tests/acme/compose.pebble.yaml")
+# As `make prod-up TLS=acme` runs it (read-only roots, no capabilities, two web replicas),
+# with the test's ACME server beside it.
+COMPOSE_FILES = (
+    "compose.yaml",
+    "compose.prod.yaml",
+    "compose.tls.yaml",
+    "compose.acme.yaml",
+    "tests/acme/compose.pebble.yaml",
+)
 STACK_SERVICES = ("web", "acme-fallback", "nginx", "acme")
+RETRY_INTERVAL_S = 15
 METRICS = (
     "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9120/metrics', timeout=5).read().decode())"
 )
@@ -52,19 +61,26 @@ def acme(tmp_path_factory):
         "ACME_EMAIL": "ops@shop.test",
         "ACME_DIRECTORY": "https://pebble:14000/dir",
         "ACME_CA_ROOT": str(ca_root),
+        # Long enough that a test sees a failure before the job's own retry, short enough
+        # that the first issuance follows Pebble's start within the test's patience.
+        "ACME_RETRY_INTERVAL": str(RETRY_INTERVAL_S),
     }
     stack = Stack("acme", compose_files=COMPOSE_FILES, env=env)
     stack.https_port = https_port
     try:
-        # Everything but the renewal job first: nginx starts on the fallback, and Pebble's DNS
-        # learns nginx's address before anything asks for a certificate.
-        stack.up("pebble", "challtestsrv", "nginx")
-        stack.pebble = Pebble.from_compose(stack.compose, ca_root)
-        stack.pebble.wait_ready(deadline_s=60)
+        # nginx first, on the fallback; then the renewal job, while Pebble is not running yet
+        # (as when the ACME server cannot be reached); then Pebble, its DNS learning nginx's
+        # address, and the job's retry issues the first certificate.
+        stack.up("challtestsrv", "nginx")
         stack.before_acme = served(stack)
         stack.fallback_log = stack.logs("acme-fallback")
-        point_names_at_nginx(stack)
         stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", "acme", timeout=300)
+        wait_for(lambda: failures(stack), deadline_s=120, message="the job's first attempt")
+        stack.unreachable = {"failures": failures(stack), "served": served(stack), "metrics": metrics(stack)}
+        stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", "pebble", timeout=300)
+        stack.pebble = Pebble.from_compose(stack.compose, ca_root)
+        stack.pebble.wait_ready(deadline_s=60)
+        point_names_at_nginx(stack)
         yield stack
     finally:
         print(f"--- acme log ---\n{stack.logs('acme')}")
@@ -133,6 +149,10 @@ def acme_log(stack):
     return [json.loads(line) for line in stack.logs("acme").splitlines() if line.startswith("{")]
 
 
+def failures(stack):
+    return [line for line in acme_log(stack) if line["level"] == "error"]
+
+
 def renew(stack, force=False):
     """`make acme-renew`, as an operator runs it; returns the completed process."""
     files = " ".join(str(ROOT / path) for path in COMPOSE_FILES)
@@ -152,7 +172,7 @@ def renew(stack, force=False):
     )
 
 
-def wait_until_issued(stack, deadline_s=90):
+def wait_until_issued(stack, deadline_s=RETRY_INTERVAL_S + 90):
     wait_for(lambda: not self_signed(served(stack)), deadline_s=deadline_s, message="a certificate from Pebble served")
     return served(stack)
 
@@ -203,6 +223,20 @@ def test_before_any_issuance_nginx_serves_a_short_lived_self_signed_certificate_
     assert "nginx serves a short-lived self-signed one until it arrives" in acme.fallback_log
 
 
+def test_while_the_acme_server_cannot_be_reached_the_fallback_stays_and_the_job_says_why(acme):
+    (failure, *_) = acme.unreachable["failures"]
+    assert failure["message"] == "certificate renewal failed; nginx keeps serving the certificate it has"
+    assert "pebble" in failure["reason"], failure["reason"]
+    assert failure["serving_self_signed"] is True
+    assert self_signed(acme.unreachable["served"])
+    assert acme.unreachable["served"].serial_number == acme.before_acme.serial_number
+    values = acme.unreachable["metrics"]
+    assert values["acme_certificate_self_signed"] == 1
+    assert values["acme_renewal_last_attempt_succeeded"] == 0
+    assert values["acme_renewal_failures_total"] >= 1
+    print(f"ACME server unreachable: {failure['time']}: {failure['reason']}")
+
+
 def test_plain_http_serves_health_and_challenges_and_redirects_the_rest(acme):
     assert acme.get("/healthz").status_code == 200
     page = acme.get("/some/page?x=1", headers={"Host": DOMAINS[0]}, allow_redirects=False)
@@ -236,7 +270,7 @@ def test_the_first_certificate_is_issued_over_http_01_through_nginx_and_its_chai
     assert {line["status"] for line in challenges} == {200}
     assert {line["upstream"] for line in challenges} == {""}, "a challenge went to web"
     installed = [line for line in acme_log(acme) if line["message"] == "installed a new certificate for nginx"]
-    assert [line["serial"] for line in installed] == [format(certificate.serial_number, "x")]
+    assert [line["serial"] for line in installed] == [Pebble.hex_serial(certificate.serial_number)]
     first = installed[0]
     print(f"ACME first issuance: serial {serial}, logged at {first['time']}, not after {first['not_after']}")
     values = metrics(acme)
@@ -296,7 +330,7 @@ def test_a_renewal_whose_challenge_cannot_reach_nginx_fails_and_the_old_certific
     (failure,) = [line for line in acme_log(acme) if line["level"] == "error"][-1:]
     assert failure["message"] == "certificate renewal failed; nginx keeps serving the certificate it has"
     assert "connection refused" in failure["reason"].lower(), failure["reason"]
-    assert failure["serving"]["serial"] == format(kept.serial_number, "x")
+    assert failure["serving"]["serial"] == Pebble.hex_serial(kept.serial_number)
     print(f"ACME blocked challenge: {failure['time']}: {failure['reason']}")
     values = metrics(acme)
     assert values["acme_renewal_failures_total"] == failures_before + 1

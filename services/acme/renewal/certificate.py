@@ -49,7 +49,8 @@ def facts_of(certificate):
     except x509.ExtensionNotFound:
         names = ()
     return Facts(
-        serial=format(certificate.serial_number, "x"),
+        # The number's bytes in hex, as openssl and the CA's log write it (leading zero kept).
+        serial=certificate.serial_number.to_bytes((certificate.serial_number.bit_length() + 7) // 8 or 1, "big").hex(),
         not_after=certificate.not_valid_after_utc,
         self_signed=certificate.issuer == certificate.subject,
         fingerprint=certificate.fingerprint(hashes.SHA256()).hex(),
