@@ -344,6 +344,18 @@ def test_a_renewal_whose_challenge_cannot_reach_nginx_fails_and_the_old_certific
     assert issued_by_pebble(acme) == issued_before
 
 
+def test_a_rollout_leaves_the_certificate_and_the_renewal_job_alone(acme):
+    kept = wait_until_issued(acme)
+    issued_before = issued_by_pebble(acme)
+    untouched = {service: [c.id for c in acme.running(service)] for service in ("nginx", "acme")}
+    old_web = {c.id for c in acme.running("web")}
+    acme.make("rollout")
+    assert not old_web & {c.id for c in acme.running("web")}, "web was not replaced"
+    assert {service: [c.id for c in acme.running(service)] for service in ("nginx", "acme")} == untouched
+    assert served(acme).serial_number == kept.serial_number
+    assert issued_by_pebble(acme) == issued_before
+
+
 def test_down_and_up_keep_the_certificate_and_the_account_and_issue_nothing(acme):
     kept = wait_until_issued(acme)
     issued_before = issued_by_pebble(acme)
