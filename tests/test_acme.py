@@ -252,6 +252,20 @@ def test_plain_http_serves_health_and_challenges_and_redirects_the_rest(acme):
     assert {line["upstream"] for line in asked} == {""}, "a challenge path went to web"
 
 
+def test_nginx_refuses_to_answer_challenges_without_the_volume_they_are_written_to(acme):
+    image = acme.running("nginx")[0].image
+    container = acme.docker.containers.run(
+        image.id, detach=True, environment={"NGINX_ACME": "on"}, name=f"{acme.project}-check-settings"
+    )
+    try:
+        result = container.wait(timeout=30)
+        stderr = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True, v=True)
+    assert result["StatusCode"] != 0
+    assert "check-settings: NGINX_ACME=on needs the ACME challenges' volume mounted" in stderr
+
+
 def test_the_first_certificate_is_issued_over_http_01_through_nginx_and_its_chain_verifies(acme):
     certificate = wait_until_issued(acme)
     serial = Pebble.hex_serial(certificate.serial_number)

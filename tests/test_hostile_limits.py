@@ -121,7 +121,12 @@ def test_limits_switched_off_never_answer_429(unlimited_stack):
 @pytest.mark.parametrize(
     "name, value",
     # Empty is not among them: an empty knob takes its default (services/nginx/defaults.envsh).
-    [("NGINX_LIMITS", "maybe"), ("NGINX_LIMITS", "true"), ("NGINX_TRUST_FORWARDED_PROTO", "yes")],
+    [
+        ("NGINX_LIMITS", "maybe"),
+        ("NGINX_LIMITS", "true"),
+        ("NGINX_TRUST_FORWARDED_PROTO", "yes"),
+        ("NGINX_ACME", "yes"),
+    ],
 )
 def test_nginx_refuses_to_start_with_a_switch_that_is_not_on_or_off(stack, name, value):
     """services/nginx/check-settings.sh runs before the config is rendered; the image is the
