@@ -358,6 +358,41 @@ def test_a_renewal_whose_challenge_cannot_reach_nginx_fails_and_the_old_certific
     assert issued_by_pebble(acme) == issued_before
 
 
+def set_renew_before_expiry(stack, value):
+    """certbot's documented per-certificate setting (renewal/site.conf), written as an operator
+    would: None removes it, back to certbot's own rule."""
+    script = (
+        "import pathlib, re, sys; path = pathlib.Path('/var/lib/acme/certbot/renewal/site.conf'); "
+        "text = re.sub(r'(?m)^renew_before_expiry = .*\\n', '', path.read_text()); "
+        "path.write_text((f'renew_before_expiry = {sys.argv[1]}\\n' if sys.argv[1] != 'None' else '') + text)"
+    )
+    stack.compose("exec", "-T", "acme", "python", "-c", script, str(value))
+
+
+def test_the_job_renews_a_certificate_once_it_is_due_with_no_one_asking(acme):
+    old = wait_until_issued(acme)
+    issued_before = issued_by_pebble(acme)
+    lifetime_days = (old.not_valid_after_utc - old.not_valid_before_utc).days
+    # Due now: renew when less than the certificate's whole lifetime is left.
+    set_renew_before_expiry(acme, f"{lifetime_days + 1} days")
+    try:
+        # The job checks at start, then daily: a restart stands for the day going by.
+        acme.compose("restart", "acme", timeout=120)
+        wait_for(
+            lambda: served(acme).serial_number != old.serial_number,
+            deadline_s=90,
+            message="the due certificate renewed by the job",
+        )
+    finally:
+        set_renew_before_expiry(acme, None)
+    new = served(acme)
+    assert issued_by_pebble(acme) == [*issued_before, Pebble.hex_serial(new.serial_number)]
+    status, _, _ = https_get(acme, pebble_context(acme), "/healthz")
+    assert status == 200
+    serials = f"{Pebble.hex_serial(old.serial_number)} -> {Pebble.hex_serial(new.serial_number)}"
+    print(f"ACME due renewal by the job: serial {serials}")
+
+
 def test_a_rollout_leaves_the_certificate_and_the_renewal_job_alone(acme):
     kept = wait_until_issued(acme)
     issued_before = issued_by_pebble(acme)
