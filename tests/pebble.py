@@ -57,7 +57,7 @@ def prepare(directory: Path) -> Path:
             "subjectKeyIdentifier=hash\n"
             "authorityKeyIdentifier=keyid:always\n"
             # pebble: from the other containers; localhost and 127.0.0.1: the published ports.
-            "subjectAltName=DNS:pebble,DNS:localhost,IP:127.0.0.1\n"
+            "subjectAltName=DNS:pebble,DNS:pebble-ca,DNS:localhost,IP:127.0.0.1\n"
         )
         _openssl(
             "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
@@ -127,7 +127,10 @@ class Pebble:
         requests.post(f"{self.challtestsrv}{path}", json=body, timeout=5).raise_for_status()
 
     def resolve(self, host: str, ipv4: str) -> None:
-        """Makes `host` resolve to `ipv4` for Pebble (the address its HTTP-01 request goes to)."""
+        """Makes `host` resolve to `ipv4` alone for Pebble (the address its HTTP-01 request
+        goes to). challtestsrv adds to the addresses a name has, and Pebble dials the first:
+        the old ones are cleared first."""
+        self._challtestsrv("/clear-a", {"host": host})
         self._challtestsrv("/add-a", {"host": host, "addresses": [ipv4]})
 
     def unresolve(self, host: str) -> None:

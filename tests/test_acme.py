@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import requests
 from cryptography import x509
 
 from composed import ROOT, Stack, free_loopback_port, wait_for
@@ -31,7 +32,7 @@ COMPOSE_FILES = (
     "tests/acme/compose.pebble.yaml",
 )
 STACK_SERVICES = ("web", "acme-fallback", "nginx", "acme")
-RETRY_INTERVAL_S = 15
+RETRY_INTERVAL_S = 20
 METRICS = (
     "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9120/metrics', timeout=5).read().decode())"
 )
@@ -155,15 +156,8 @@ def failures(stack):
 
 def renew(stack, force=False):
     """`make acme-renew`, as an operator runs it; returns the completed process."""
-    files = " ".join(str(ROOT / path) for path in COMPOSE_FILES)
     return subprocess.run(
-        [
-            "make",
-            "acme-renew",
-            *(["FORCE=1"] if force else []),
-            f"COMPOSE=docker compose -p {stack.project}",
-            f"COMPOSE_FILES={files}",
-        ],
+        ["make", "acme-renew", *(["FORCE=1"] if force else []), f"COMPOSE=docker compose -p {stack.project}"],
         cwd=ROOT,
         env=stack.env,
         capture_output=True,
@@ -327,15 +321,23 @@ def test_a_forced_renewal_under_load_fails_no_request_and_the_new_certificate_is
 def test_a_renewal_whose_challenge_cannot_reach_nginx_fails_and_the_old_certificate_stays(acme):
     kept = wait_until_issued(acme)
     issued_before = issued_by_pebble(acme)
-    failures_before = metrics(acme)["acme_renewal_failures_total"]
+    before = metrics(acme)
+    attempts_before, failures_before = before["acme_renewal_attempts_total"], before["acme_renewal_failures_total"]
     # As a firewall closing port 80 would: the names now lead Pebble where nothing answers.
     for domain in DOMAINS:
         acme.pebble.unresolve(domain)
     try:
         blocked = renew(acme, force=True)
+        # Read at once: the job retries by itself ACME_RETRY_INTERVAL later.
+        values = metrics(acme)
     finally:
         point_names_at_nginx(acme)
     assert blocked.returncode != 0
+    assert "renewal failed" in blocked.stdout, blocked.stdout
+    assert values["acme_renewal_attempts_total"] == attempts_before + 1
+    assert values["acme_renewal_failures_total"] == failures_before + 1
+    assert values["acme_renewal_last_attempt_succeeded"] == 0
+    assert values["acme_certificate_self_signed"] == 0
     assert served(acme).serial_number == kept.serial_number
     status, _, _ = https_get(acme, pebble_context(acme), "/healthz")
     assert status == 200
@@ -345,17 +347,53 @@ def test_a_renewal_whose_challenge_cannot_reach_nginx_fails_and_the_old_certific
     assert failure["message"] == "certificate renewal failed; nginx keeps serving the certificate it has"
     assert "connection refused" in failure["reason"].lower(), failure["reason"]
     assert failure["serving"]["serial"] == Pebble.hex_serial(kept.serial_number)
+    assert "port 80" in failure["hint"]
     print(f"ACME blocked challenge: {failure['time']}: {failure['reason']}")
-    values = metrics(acme)
-    assert values["acme_renewal_failures_total"] == failures_before + 1
-    assert values["acme_renewal_last_attempt_succeeded"] == 0
-    assert values["acme_certificate_self_signed"] == 0
 
     # With the path open again, a due-only run succeeds and issues nothing: not due.
     recovered = renew(acme)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert metrics(acme)["acme_renewal_last_attempt_succeeded"] == 1
     assert issued_by_pebble(acme) == issued_before
+
+
+def test_prometheus_scrapes_the_job_it_is_handed_and_sees_the_failure(acme):
+    port = free_loopback_port()
+    observability = ("--profile", "observability")
+    acme.env["PROMETHEUS_PORT"] = str(port)
+    acme.compose(
+        *observability, "up", "--build", "--detach", "--wait", "--wait-timeout", "120", "prometheus", timeout=600
+    )
+    try:
+
+        def value(query):
+            answer = requests.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}, timeout=5).json()
+            return [float(sample["value"][1]) for sample in answer["data"]["result"]]
+
+        wait_for(lambda: value('up{job="acme"}') == [1.0], deadline_s=60, message="the acme target up")
+        assert value("acme_renewal_failures_total")[0] >= 1
+        assert value("acme_certificate_self_signed") == [0.0]
+        assert value("acme_certificate_not_after_timestamp_seconds") == [served(acme).not_valid_after_utc.timestamp()]
+    finally:
+        acme.compose(*observability, "rm", "--stop", "--force", "--volumes", "prometheus", check=False)
+
+
+def test_the_job_survives_nginx_restarting_and_still_reloads_it(acme):
+    old = wait_until_issued(acme)
+    acme.compose("restart", "nginx", timeout=120)
+    point_names_at_nginx(acme)
+    wait_for(lambda: bool(acme.running("acme")), deadline_s=60, message="the job running again")
+    wait_for(lambda: metrics_answer(acme), deadline_s=60, message="the job answering again")
+    renewed = renew(acme, force=True)
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    assert served(acme).serial_number != old.serial_number
+
+
+def metrics_answer(stack):
+    try:
+        return "acme_renewal_attempts_total" in metrics(stack)
+    except RuntimeError:
+        return False
 
 
 def set_renew_before_expiry(stack, value):
@@ -426,3 +464,21 @@ def test_down_and_up_keep_the_certificate_and_the_account_and_issue_nothing(acme
     )
     assert issued_by_pebble(acme) == issued_before
     assert metrics(acme)["acme_renewal_last_attempt_succeeded"] == 1
+
+
+def test_a_changed_acme_directory_replaces_the_certificate_though_it_is_not_due(acme):
+    # Last: from here on the job's directory differs from the fixture's.
+    old = wait_until_issued(acme)
+    issued_before = issued_by_pebble(acme)
+    acme.env["ACME_DIRECTORY"] = "https://pebble-ca:14000/dir"  # as staging -> production
+    acme.compose("up", "--detach", "--wait", "--wait-timeout", "120", "acme", timeout=300)
+    # The one-shot fallback's settings changed too, so compose ran it again and recreated
+    # nginx after it: a new address, which the job's retry reaches.
+    point_names_at_nginx(acme)
+    wait_for(
+        lambda: served(acme).serial_number != old.serial_number,
+        deadline_s=RETRY_INTERVAL_S + 90,
+        message="the replaced certificate",
+    )
+    assert any(line["message"].startswith("ACME_DIRECTORY changed") for line in acme_log(acme))
+    assert issued_by_pebble(acme) == [*issued_before, Pebble.hex_serial(served(acme).serial_number)]

@@ -41,7 +41,8 @@ def command(settings, force=False):
         str(paths.WEBROOT),
         "--preferred-challenges",
         "http",
-        # A changed ACME_DOMAINS replaces the certificate's names instead of asking.
+        # One certificate, `site`, for ACME_DOMAINS as they are now: when the list changes,
+        # certbot replaces the names of the certificate it names instead of asking.
         "--expand",
     ]
     for domain in settings.domains:
@@ -75,7 +76,11 @@ def run(settings, force=False):
             timeout=CERTBOT_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired as expired:
-        return Outcome(False, f"certbot did not finish within {CERTBOT_TIMEOUT_S} s: {expired.stderr or ''}")
+        # Its captured output comes as bytes here, text=True or not.
+        stderr = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else expired.stderr
+        return Outcome(False, f"certbot did not finish within {CERTBOT_TIMEOUT_S} s: {stderr or ''}")
+    except OSError as error:
+        return Outcome(False, f"certbot could not be run: {error}")
     return Outcome(result.returncode == 0, (result.stdout + result.stderr).strip())
 
 

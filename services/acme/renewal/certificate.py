@@ -2,9 +2,11 @@
 and installing a new pair where nginx reads it (tls.crt, the full chain; tls.key)."""
 
 import os
-import tempfile
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,6 +20,9 @@ FALLBACK_RENEW_BEFORE = timedelta(days=2)
 FALLBACK_ORGANIZATION = "flask-stack self-signed fallback, until ACME issues a certificate"
 CERT_FILE = "tls.crt"
 KEY_FILE = "tls.key"
+# install(): each pair in a folder of its own, `current` the link to the one in service.
+CURRENT = "current"
+PAIR_PREFIX = "pair-"
 
 
 @dataclass(frozen=True)
@@ -75,29 +80,46 @@ def key_matches(chain_pem, key_pem):
     return certificate.public_key().public_bytes(encoding, public) == key.public_key().public_bytes(encoding, public)
 
 
-def _write_replacing(directory, name, data, mode):
-    """Write to a temporary file beside the target, then rename over it: nginx, reloading at
-    any moment, reads either the old file or the new one, never half of one."""
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, directory / name)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+def _write(path, data, mode):
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.chmod(path, mode)
+
+
+def _link(tls_dir, name, target):
+    """Point tls_dir/name at target by renaming a new link over it: atomic, never absent."""
+    temporary = tls_dir / f".{name}.{uuid.uuid4().hex}"
+    os.symlink(target, temporary)
+    os.replace(temporary, tls_dir / name)
 
 
 def install(tls_dir, chain_pem, key_pem):
-    """Put a certificate and its key where nginx reads them. The key first: nginx reads both at
-    a reload, which comes after this returns."""
+    """Put a certificate and its key where nginx reads them (tls.crt, tls.key), both at once.
+
+    The pair is written into a new folder, then one rename points the `current` link at it;
+    tls.crt and tls.key are links through `current`. Whenever nginx reads them (a reload, a
+    restart, even while this job dies half-way), it reads a whole old pair or a whole new
+    one, never a new key with an old certificate, which nginx would refuse to start with."""
     if not key_matches(chain_pem, key_pem):
         raise ValueError("the certificate's public key does not match the private key")
-    _write_replacing(tls_dir, KEY_FILE, key_pem, 0o600)
-    _write_replacing(tls_dir, CERT_FILE, chain_pem, 0o644)
+    tls_dir = Path(tls_dir)
+    pair = tls_dir / f"{PAIR_PREFIX}{uuid.uuid4().hex}"
+    pair.mkdir(mode=0o755)
+    _write(pair / KEY_FILE, key_pem, 0o600)
+    _write(pair / CERT_FILE, chain_pem, 0o644)
+    previous = os.readlink(tls_dir / CURRENT) if (tls_dir / CURRENT).is_symlink() else None
+    _link(tls_dir, CURRENT, pair.name)
+    for name in (CERT_FILE, KEY_FILE):
+        link = tls_dir / name
+        if not (link.is_symlink() and os.readlink(link) == f"{CURRENT}/{name}"):
+            _link(tls_dir, name, f"{CURRENT}/{name}")
+    # The pair before this one stays: a reader that followed `current` a moment ago can still
+    # open it. Older ones go.
+    for old in tls_dir.glob(f"{PAIR_PREFIX}*"):
+        if old.name not in (pair.name, previous):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def fallback_pair(domains, now=None):

@@ -13,21 +13,23 @@ from renewal.log import log
 
 
 def main():
-    try:
-        config = settings.load()
-    except settings.SettingsError as error:
-        log("error", str(error))
-        return 2
     stop, wake = threading.Event(), threading.Event()
 
     def stopping(*_):
         stop.set()
         wake.set()
 
-    # docker stop's SIGTERM ends the wait at once; a certbot run in progress is ended with the
-    # container (it resumes from its own state at the next start).
+    # First of all: `make acme-renew` finds this process by its command line and signals it,
+    # and a signal with no handler yet would end it. docker stop's SIGTERM ends the wait at
+    # once; a certbot run in progress ends with the container (certbot resumes from its own
+    # state at the next start).
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(request.WAKE_SIGNAL, lambda *_: wake.set())
+    try:
+        config = settings.load()
+    except settings.SettingsError as error:
+        log("error", str(error))
+        return 2
     metrics.serve()
     log(
         "info",
@@ -37,19 +39,26 @@ def main():
         check_interval_s=config.check_interval_s,
         retry_interval_s=config.retry_interval_s,
     )
-    force, request_id = False, ""
     while not stop.is_set():
-        try:
-            if fallback.ensure(config):
-                renew.ensure_served(config, certificate.installed(settings.TLS_DIR))
-        except (OSError, nginx.ReloadError) as error:
-            log("error", "could not put a fresh self-signed fallback in service", reason=str(error))
+        # A request waiting from before this pass (or from before a restart) is served now.
+        force, request_id = request.take()
+        keep_fallback_fresh(config)
         succeeded = renew.run(config, force=force, request_id=request_id)
         wake.wait(config.check_interval_s if succeeded else config.retry_interval_s)
         wake.clear()
-        force, request_id = request.take()
     log("info", "renewal job stopped")
     return 0
+
+
+def keep_fallback_fresh(config):
+    """While no certificate is issued, replace a stand-in near its end (and serve it)."""
+    try:
+        with renew.exclusive():
+            written = fallback.ensure(config)
+        if written:
+            renew.ensure_served(config, certificate.installed(settings.TLS_DIR))
+    except (OSError, ValueError, nginx.ReloadError) as error:
+        log("error", "could not put a fresh self-signed fallback in service", reason=str(error))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ is never replaced by one. python -m renewal.fallback"""
 
 import sys
 
-from renewal import certificate, settings
+from renewal import certificate, renew, settings
 from renewal.log import log
 
 
@@ -38,7 +38,9 @@ def main():
     except settings.SettingsError as error:
         log("error", str(error))
         return 2
-    ensure(config)
+    # The job may be running (a second `up`): one writer of the certificate at a time.
+    with renew.exclusive():
+        ensure(config)
     return 0
 
 

@@ -66,5 +66,8 @@ def reload_until_served(fingerprint, server_name, address, deadline_s=20):
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise ReloadError(f"nginx was reloaded but does not serve the new certificate after {deadline_s} s")
+            raise ReloadError(
+                f"nginx was reloaded but does not serve the new certificate after {deadline_s} s; "
+                "nginx's error log says why it refused it (docker compose logs nginx)"
+            )
         time.sleep(0.5)

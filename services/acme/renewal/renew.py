@@ -40,52 +40,77 @@ def ensure_served(config, installed):
     return True
 
 
+# Added to the log line when the CA could not fetch a challenge: the usual cause.
+CHALLENGE_HINT = (
+    "the CA fetches http://<name>/.well-known/acme-challenge/ on port 80: each name in ACME_DOMAINS "
+    "must resolve to this host and port 80 reach nginx (HTTP_BIND=0.0.0.0 HTTP_PORT=80)"
+)
+
+
+def _renew(config, record, force):
+    """certbot, then the install and the reload; raises with the reason on any failure."""
+    current = certificate.installed(settings.TLS_DIR)
+    switched = bool(
+        current
+        and not current.self_signed
+        and record.issued_by_directory
+        and record.issued_by_directory != config.directory
+    )
+    if switched:
+        log(
+            "info",
+            "ACME_DIRECTORY changed since the certificate was issued: replacing it",
+            was=record.issued_by_directory,
+        )
+    outcome = certbot.run(config, force=force or switched)
+    if not outcome.succeeded:
+        raise RenewalFailed(reason(outcome.output), outcome.output)
+    chain, key = certbot.live_pair()
+    issued = certificate.facts(chain)
+    if current is None or issued.fingerprint != current.fingerprint:
+        certificate.install(settings.TLS_DIR, chain, key)
+        record.issued_by_directory = config.directory
+        log("info", "installed a new certificate for nginx", domains=list(config.domains), **issued.describe())
+    else:
+        log("info", "the certificate is not due for renewal; nothing issued", **issued.describe())
+    if ensure_served(config, issued):
+        log("info", "nginx reloaded and serves the new certificate", serial=issued.serial)
+
+
+class RenewalFailed(RuntimeError):
+    def __init__(self, reason, output=""):
+        super().__init__(reason)
+        self.output = output
+
+
 def run(config, force=False, request_id="", now=time.time):
+    """One renewal, under the lock; True if it succeeded. Every failure, whatever raised it,
+    is logged and counted, and the job goes on."""
     with exclusive():
         record = status.read(settings.STATUS_FILE)
-        current = certificate.installed(settings.TLS_DIR)
-        switched = bool(
-            current
-            and not current.self_signed
-            and record.issued_by_directory
-            and record.issued_by_directory != config.directory
-        )
-        if switched:
-            log(
-                "info",
-                "ACME_DIRECTORY changed since the certificate was issued: replacing it",
-                was=record.issued_by_directory,
-            )
-        outcome = certbot.run(config, force=force or switched)
         record.attempts += 1
         record.last_attempt_time = now()
         record.last_request_id = request_id
         try:
-            if not outcome.succeeded:
-                raise RuntimeError(reason(outcome.output))
-            chain, key = certbot.live_pair()
-            issued = certificate.facts(chain)
-            if current is None or issued.fingerprint != current.fingerprint:
-                certificate.install(settings.TLS_DIR, chain, key)
-                record.issued_by_directory = config.directory
-                log("info", "installed a new certificate for nginx", domains=list(config.domains), **issued.describe())
-            else:
-                log("info", "the certificate is not due for renewal; nothing issued", **issued.describe())
-            if ensure_served(config, issued):
-                log("info", "nginx reloaded and serves the new certificate", serial=issued.serial)
+            _renew(config, record, force)
             succeeded = True
         except Exception as error:  # any failure is reported the same way, then retried
             succeeded = False
             record.failures += 1
             record.last_error = str(error)
-            served = certificate.installed(settings.TLS_DIR)
+            output = getattr(error, "output", "")
+            try:
+                served = certificate.installed(settings.TLS_DIR)
+            except (OSError, ValueError):
+                served = None
             log(
                 "error",
                 "certificate renewal failed; nginx keeps serving the certificate it has",
                 reason=str(error),
+                **({"hint": CHALLENGE_HINT} if "challenge" in output.lower() else {}),
                 serving=served.describe() if served else None,
                 serving_self_signed=bool(served and served.self_signed),
-                certbot_output=outcome.output[-3000:],
+                certbot_output=output[-3000:],
             )
         record.last_attempt_succeeded = succeeded
         if succeeded:

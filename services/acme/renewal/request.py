@@ -38,27 +38,42 @@ def daemon_pid(proc=Path("/proc")):
 
 
 def take(path=REQUEST_FILE):
-    """(force, id) of the waiting request, removing it; (False, "") when there is none."""
+    """(force, id) of the waiting request, removing it; (False, "") when there is none or it
+    cannot be read (the asker then times out and says so)."""
     try:
-        request = json.loads(path.read_text())
+        text = path.read_text()
         path.unlink()
-    except FileNotFoundError:
+        request = json.loads(text)
+    except (FileNotFoundError, ValueError):
+        return False, ""
+    if not isinstance(request, dict):
         return False, ""
     return bool(request.get("force")), str(request.get("id", ""))
+
+
+def _write_request(force, request_id, path=REQUEST_FILE):
+    # By rename: the job never reads half a request.
+    temporary = path.with_name(f".{path.name}.{request_id}")
+    temporary.write_text(json.dumps({"force": force, "id": request_id}))
+    os.replace(temporary, path)
 
 
 def ask(force):
     request_id = uuid.uuid4().hex
     with open(REQUEST_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        REQUEST_FILE.write_text(json.dumps({"force": force, "id": request_id}))
-        os.kill(daemon_pid(), WAKE_SIGNAL)
-        deadline = time.monotonic() + ANSWER_TIMEOUT_S
-        while time.monotonic() < deadline:
-            record = status.read(settings.STATUS_FILE)
-            if record.last_request_id == request_id:
-                return record
-            time.sleep(0.5)
+        try:
+            _write_request(force, request_id)
+            os.kill(daemon_pid(), WAKE_SIGNAL)
+            deadline = time.monotonic() + ANSWER_TIMEOUT_S
+            while time.monotonic() < deadline:
+                record = status.read(settings.STATUS_FILE)
+                if record.last_request_id == request_id:
+                    return record
+                time.sleep(0.5)
+        finally:
+            # Unanswered (no job, a timeout, Ctrl-C): not left for the job to run later.
+            take()
     raise TimeoutError(f"the renewal job did not answer within {ANSWER_TIMEOUT_S} s")
 
 

@@ -23,9 +23,13 @@ class Status:
 
 
 def read(path):
+    """The status written last; a fresh one when there is none, or when it cannot be read
+    (its counts start again rather than the job stopping)."""
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
+        return Status()
+    if not isinstance(data, dict):
         return Status()
     known = Status.__dataclass_fields__
     return Status(**{key: value for key, value in data.items() if key in known})

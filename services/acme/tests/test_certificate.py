@@ -1,5 +1,6 @@
 """The self-signed fallback, when one is due, and installing a pair where nginx reads it."""
 
+import os
 import stat
 from datetime import UTC, datetime, timedelta
 
@@ -37,8 +38,30 @@ def test_install_writes_both_files_the_key_readable_by_its_owner_only(tmp_path):
     assert (tmp_path / "tls.key").read_bytes() == key
     assert stat.S_IMODE((tmp_path / "tls.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "tls.crt").stat().st_mode) == 0o644
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["tls.crt", "tls.key"]  # no temporary left
     assert certificate.installed(tmp_path).fingerprint == certificate.facts(chain).fingerprint
+
+
+def test_the_pair_is_swapped_by_one_link_and_only_the_previous_pair_is_kept(tmp_path):
+    pairs = [certificate.fallback_pair(("shop.test",)) for _ in range(3)]
+    for chain, key in pairs:
+        certificate.install(tmp_path, chain, key)
+    # Both names lead through the one `current` link, so they always name the same pair.
+    assert os.readlink(tmp_path / "tls.crt") == "current/tls.crt"
+    assert os.readlink(tmp_path / "tls.key") == "current/tls.key"
+    assert (tmp_path / "tls.crt").read_bytes() == pairs[-1][0]
+    assert (tmp_path / "tls.key").read_bytes() == pairs[-1][1]
+    kept = sorted(path.name for path in tmp_path.glob("pair-*"))
+    assert len(kept) == 2
+    assert os.readlink(tmp_path / "current") in kept
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")], "a temporary link left"
+
+
+def test_files_from_before_the_links_are_replaced_in_place(tmp_path):
+    chain, key = certificate.fallback_pair(("shop.test",))
+    (tmp_path / "tls.crt").write_bytes(b"old")
+    (tmp_path / "tls.key").write_bytes(b"old")
+    certificate.install(tmp_path, chain, key)
+    assert (tmp_path / "tls.crt").is_symlink() and (tmp_path / "tls.crt").read_bytes() == chain
 
 
 def test_a_key_that_does_not_match_is_refused_and_the_installed_pair_kept(tmp_path):
