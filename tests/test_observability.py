@@ -62,7 +62,14 @@ def test_every_replica_and_the_nginx_exporter_are_scraped(observed_stack):
     assert scalar(observed_stack, "nginx_up") == 1
     # The rules loaded and evaluate without errors.
     rules = requests.get(f"{observed_stack.prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
-    assert {group["name"] for group in rules} == {"flask-stack-recorded", "flask-stack-alerts"}
+    assert {group["name"] for group in rules} == {
+        "flask-stack-recorded",
+        "flask-stack-alerts",
+        "tls-certificate-alerts",
+    }
+    # ACME off (no compose.acme.yaml): its job has no target at all, so none is down.
+    targets = requests.get(f"{observed_stack.prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    assert not [target for target in targets if target["labels"]["job"] == "acme"]
     for group in rules:
         for rule in group["rules"]:
             assert rule["health"] in ("ok", "unknown"), rule
