@@ -132,6 +132,18 @@ class Stack:
         (network,) = container.attrs["NetworkSettings"]["Networks"].values()
         return network["IPAddress"]
 
+    def run_to_exit(self, image, environment, timeout_s=30):
+        """(exit status, stderr) of a container of `image` run on its own until it exits, then
+        removed: how an image's start-up checks answer a setting."""
+        container = self.docker.containers.run(
+            image.id, detach=True, environment=environment, name=f"{self.project}-one-off-{uuid.uuid4().hex[:8]}"
+        )
+        try:
+            result = container.wait(timeout=timeout_s)
+            return result["StatusCode"], container.logs(stdout=False, stderr=True).decode()
+        finally:
+            container.remove(force=True, v=True)
+
     def url(self, path):
         return self.base_url + path
 

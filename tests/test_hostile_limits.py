@@ -5,7 +5,6 @@ Every stack this module uses comes out unharmed (hostile.comes_out_unharmed)."""
 
 import threading
 import time
-import uuid
 
 import pytest
 import requests
@@ -131,16 +130,8 @@ def test_limits_switched_off_never_answer_429(unlimited_stack):
 def test_nginx_refuses_to_start_with_a_switch_that_is_not_on_or_off(stack, name, value):
     """services/nginx/check-settings.sh runs before the config is rendered; the image is the
     one the session stack runs."""
-    image = stack.running("nginx")[0].image
-    container = stack.docker.containers.run(
-        image.id, detach=True, environment={name: value}, name=f"flaskstack-check-settings-{uuid.uuid4().hex[:8]}"
-    )
-    try:
-        result = container.wait(timeout=30)
-        stderr = container.logs(stdout=False, stderr=True).decode()
-    finally:
-        container.remove(force=True, v=True)
-    assert result["StatusCode"] != 0
+    status, stderr = stack.run_to_exit(stack.running("nginx")[0].image, {name: value})
+    assert status != 0
     assert f"check-settings: {name} must be on or off, got '{value}'" in stderr
 
 

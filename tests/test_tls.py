@@ -7,7 +7,6 @@ import json
 import socket
 import ssl
 import subprocess
-import threading
 import time
 import warnings
 
@@ -16,6 +15,7 @@ import pytest
 import requests
 
 from composed import ROOT, composed_stack, free_loopback_port
+from https_load import HttpsLoad
 from stack.static_urls import fingerprint
 
 STATIC_DIR = ROOT / "services/web/app/static"
@@ -212,40 +212,10 @@ def test_errors_are_json_over_https_as_over_http(tls_stack, certs):
     assert missing.headers["content-type"].startswith("application/json")
 
 
-class HttpsLoad:
-    """Clients sending GETs over HTTPS, each on a new connection (a full handshake, so each
-    shows the certificate being served), below the per-client rate limit."""
-
-    def __init__(self, stack, context, clients=2, pause_s=0.15, max_seconds=60):
-        self.stack, self.context = stack, context
-        self.clients, self.pause_s, self.max_seconds = clients, pause_s, max_seconds
-        self.outcomes = []  # (started, finished, status or error, certificate serial)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def _client(self):
-        deadline = time.monotonic() + self.max_seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            started = time.monotonic()
-            try:
-                status, _, _, certificate = https_get(self.stack, self.context, "/api/whoami")
-                outcome = (started, time.monotonic(), status, certificate["serialNumber"])
-            except (OSError, http.client.HTTPException) as exc:
-                outcome = (started, time.monotonic(), f"{type(exc).__name__}: {exc}", None)
-            with self._lock:
-                self.outcomes.append(outcome)
-            time.sleep(self.pause_s)
-
-    def __enter__(self):
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(self.clients)]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
+def whoami_over_https(stack, context):
+    """One load request: (status, the served certificate's serial)."""
+    status, _, _, certificate = https_get(stack, context, "/api/whoami")
+    return status, certificate["serialNumber"]
 
 
 def served_serial(stack, certs):
@@ -254,7 +224,8 @@ def served_serial(stack, certs):
 
 def test_a_renewed_certificate_is_served_after_nginx_reload_under_load(tls_stack, certs):
     old_serial = served_serial(tls_stack, certs)
-    with HttpsLoad(tls_stack, client_context(certs)) as load:
+    context = client_context(certs)
+    with HttpsLoad(lambda _: whoami_over_https(tls_stack, context)) as load:
         time.sleep(2)
         make_certs(certs)  # same CA, new key and certificate, written by rename
         time.sleep(1)
